@@ -1,0 +1,541 @@
+/* dlp.h - the public API of libdlp, Deep Learning Pipelines in C.
+ *
+ * Everything public is declared here; what is not here is not API.
+ *
+ * The whole flow, in the manner of SQLite: open a context, make or read a
+ * table (a "frame") of images, look at it, write it somewhere.
+ *
+ *     dlp_ctx *ctx = NULL;
+ *     if (dlp_ctx_new(&ctx) != DLP_OK) return 1;          // out of memory
+ *     dlp_scan_opts so;
+ *     dlp_scan_opts_init(&so);
+ *     so.recursive = 1;
+ *     so.labels_from_dirs = 1;
+ *     dlp_frame *f = NULL;
+ *     if (dlp_read_images(ctx, "photos", &so, &f) != DLP_OK)
+ *         fprintf(stderr, "dlp: %s\n", dlp_errmsg(ctx));
+ *     double w[2] = {0.8, 0.2};
+ *     dlp_frame *parts[2];                                 // train, test
+ *     if (dlp_frame_random_split(ctx, f, w, 2, 42, parts) == DLP_OK &&
+ *         dlp_frame_write(ctx, parts[0], "train.db", NULL) == DLP_OK) ...
+ *     dlp_frame_free(parts[0]); dlp_frame_free(parts[1]);
+ *     dlp_frame_free(f);
+ *     dlp_ctx_free(ctx);
+ *
+ * Conventions (they hold for every function below unless its comment says
+ * otherwise):
+ *  - Fallible functions return an int status, DLP_OK (0) on success. On
+ *    failure the context keeps a human-readable message, dlp_errmsg(ctx),
+ *    valid until the next call on that context. Out-pointers are set to NULL
+ *    on failure.
+ *  - A context is used by one thread at a time (like an SQLite connection in
+ *    multi-thread mode). Use one context per thread; the library's own worker
+ *    threads are managed internally and sized by dlp_ctx_set_threads().
+ *  - Every *_free accepts NULL and does nothing.
+ *  - Objects returned through an out-pointer belong to the caller, who frees
+ *    them with the matching *_free. Pointers returned directly (const char *,
+ *    const dlp_image_meta *) are borrowed from the object they came from.
+ *  - The library never prints and never exits. Progress, when wanted, goes to
+ *    a callback (dlp_ctx_set_progress).
+ */
+#ifndef DLP_H
+#define DLP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DLP_VERSION_MAJOR 0
+#define DLP_VERSION_MINOR 1
+#define DLP_VERSION_PATCH 0
+#define DLP_VERSION "0.1.0"
+/* DLP_VERSION_NUMBER is MAJOR*10000 + MINOR*100 + PATCH. */
+#define DLP_VERSION_NUMBER                                                     \
+  (DLP_VERSION_MAJOR * 10000 + DLP_VERSION_MINOR * 100 + DLP_VERSION_PATCH)
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DLP_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define DLP_MUST_CHECK
+#endif
+
+/* The version of the library actually linked, e.g. "0.1.0". */
+const char *dlp_version(void);
+
+/* ------------------------------------------------------------------------
+ * Status codes and errors
+ * ------------------------------------------------------------------------ */
+
+typedef enum dlp_status {
+  DLP_OK = 0,
+  DLP_ERR_ARG = 1,         /* a bad argument from the caller */
+  DLP_ERR_NOMEM = 2,       /* an allocation failed */
+  DLP_ERR_IO = 3,          /* a file could not be opened, read or written */
+  DLP_ERR_FORMAT = 4,      /* not a format dlp reads (unknown signature) */
+  DLP_ERR_CORRUPT = 5,     /* the data is malformed or truncated */
+  DLP_ERR_TOO_LARGE = 6,   /* the input exceeds a configured limit */
+  DLP_ERR_NOT_FOUND = 7,   /* a file, column or table does not exist */
+  DLP_ERR_UNSUPPORTED = 8, /* valid input that dlp cannot handle (yet) */
+  DLP_ERR_SCHEMA = 9,      /* column types or names do not fit */
+  DLP_ERR_INTERNAL = 10    /* a bug in dlp; please report it */
+} dlp_status;
+
+/* A short name for a status code ("ok", "io error", ...). Never NULL. */
+const char *dlp_errstr(int rc);
+
+/* ------------------------------------------------------------------------
+ * Context: limits, threads, progress and the last error message
+ * ------------------------------------------------------------------------ */
+
+typedef struct dlp_ctx dlp_ctx;
+
+/* Creates a context with default settings: threads = number of online CPUs,
+ * max_pixels = DLP_DEFAULT_MAX_PIXELS, max_file_bytes =
+ * DLP_DEFAULT_MAX_FILE_BYTES, no progress callback. Fails only with
+ * DLP_ERR_NOMEM. */
+DLP_MUST_CHECK int dlp_ctx_new(dlp_ctx **out);
+void dlp_ctx_free(dlp_ctx *ctx);
+
+/* The message of the last failed call on ctx ("not an error" after a
+ * success). With ctx == NULL returns a fixed message. Never NULL. */
+const char *dlp_errmsg(const dlp_ctx *ctx);
+/* The status of the last call on ctx. */
+int dlp_errcode(const dlp_ctx *ctx);
+
+/* Worker threads used for parallel work (decoding a folder, ...).
+ * n <= 0 means the number of online CPUs. */
+void dlp_ctx_set_threads(dlp_ctx *ctx, int n);
+int dlp_ctx_threads(const dlp_ctx *ctx);
+
+/* Images whose header declares more than max_pixels (width*height) are
+ * refused with DLP_ERR_TOO_LARGE before any pixel memory is allocated; the
+ * guard against decompression bombs. 0 restores the default. */
+#define DLP_DEFAULT_MAX_PIXELS 178956970ULL /* same threshold as PIL */
+void dlp_ctx_set_max_pixels(dlp_ctx *ctx, uint64_t max_pixels);
+uint64_t dlp_ctx_max_pixels(const dlp_ctx *ctx);
+
+/* Files larger than this are refused with DLP_ERR_TOO_LARGE before they are
+ * read. 0 restores the default. */
+#define DLP_DEFAULT_MAX_FILE_BYTES (1ULL << 30) /* 1 GiB */
+void dlp_ctx_set_max_file_bytes(dlp_ctx *ctx, uint64_t max_bytes);
+uint64_t dlp_ctx_max_file_bytes(const dlp_ctx *ctx);
+
+/* Progress of long work: called from the calling thread with the units done
+ * so far and the total (0 when unknown), at most a few times per second and
+ * once at the end. `what` names the work ("decoding"). Return nonzero to
+ * cancel: the running call then fails with DLP_ERR_ARG and "cancelled". */
+typedef int (*dlp_progress_fn)(void *user, const char *what, uint64_t done,
+                               uint64_t total);
+void dlp_ctx_set_progress(dlp_ctx *ctx, dlp_progress_fn fn, void *user);
+
+/* ------------------------------------------------------------------------
+ * Images
+ *
+ * A decoded image is Spark's image struct (ImageSchema): origin, height,
+ * width, nChannels, mode, data. dlp's data is 8 bits per sample, row-major,
+ * channels interleaved, rows packed (stride = width * n_channels), in RGB
+ * order: 1 channel = gray, 3 = R,G,B, 4 = R,G,B,A.
+ * NOTE: Spark's ImageSchema stores BGR(A); dlp_image_swap_rb() converts in
+ * place when an exact Spark layout is wanted. `mode` is the OpenCV type code
+ * Spark uses: DLP_MODE_8UC1, DLP_MODE_8UC3, DLP_MODE_8UC4.
+ * ------------------------------------------------------------------------ */
+
+#define DLP_MODE_8UC1 0
+#define DLP_MODE_8UC3 16
+#define DLP_MODE_8UC4 24
+
+typedef struct dlp_image {
+  char *origin;       /* path or URI it came from; may be NULL; owned */
+  int32_t height;     /* rows */
+  int32_t width;      /* columns */
+  int32_t n_channels; /* 1, 3 or 4 */
+  int32_t mode;       /* DLP_MODE_8UC1/3/4, matching n_channels */
+  uint8_t *data;      /* height * width * n_channels bytes; owned */
+} dlp_image;
+
+typedef enum dlp_format {
+  DLP_FORMAT_UNKNOWN = 0,
+  DLP_FORMAT_JPEG,
+  DLP_FORMAT_PNG,
+  DLP_FORMAT_GIF,
+  DLP_FORMAT_BMP,
+  DLP_FORMAT_WEBP
+} dlp_format;
+
+/* "jpeg", "png", "gif", "bmp", "webp" or "unknown". */
+const char *dlp_format_name(dlp_format f);
+/* Identifies a format from its first bytes (signature, not file name). */
+dlp_format dlp_format_sniff(const void *buf, size_t len);
+
+/* Decoding options. Call dlp_decode_opts_init() first, then change fields. */
+typedef struct dlp_decode_opts {
+  /* Alpha: 0 (default) composites transparent images on white and returns
+   * 1 or 3 channels; 1 keeps alpha and returns 4 channels (RGBA; a gray+alpha
+   * image is expanded to RGBA). */
+  int keep_alpha;
+  /* 1 (default): apply the EXIF orientation of JPEG files, so the pixels are
+   * upright; width/height are those after rotation. 0: raw stored order. */
+  int apply_exif_orientation;
+  /* 1: always return 3 channels (gray expanded to RGB). Default 0: gray
+   * images stay 1 channel, as in Spark. */
+  int force_rgb;
+  /* When > 0: the caller will resize to (at least) this size, so the decoder
+   * may return a smaller image whose width >= target_width and height >=
+   * target_height (JPEG: libjpeg-turbo's DCT-domain scaling, several times
+   * faster on large photos). The sizes are those after EXIF rotation.
+   * Default 0: full size. */
+  int target_width;
+  int target_height;
+} dlp_decode_opts;
+
+void dlp_decode_opts_init(dlp_decode_opts *o);
+
+/* What a header says, without decoding pixels. */
+typedef struct dlp_image_info {
+  dlp_format format;
+  int32_t width;      /* after EXIF orientation when it is applied */
+  int32_t height;
+  int32_t n_channels; /* channels dlp_image_decode would return by default */
+  int32_t has_alpha;
+  int32_t orientation; /* EXIF orientation 1..8 (1 when absent) */
+} dlp_image_info;
+
+/* Reads the header of an encoded image in memory. Fails with DLP_ERR_FORMAT
+ * for an unknown format and DLP_ERR_CORRUPT for a malformed header. */
+DLP_MUST_CHECK int dlp_image_probe(dlp_ctx *ctx, const void *buf, size_t len,
+                                   dlp_image_info *info);
+
+/* Decodes an encoded image held in memory (JPEG, PNG, GIF first frame, BMP,
+ * WebP first frame). opts may be NULL for defaults. The new image's origin is
+ * NULL. Errors: DLP_ERR_FORMAT (unknown signature), DLP_ERR_CORRUPT
+ * (malformed or truncated data), DLP_ERR_TOO_LARGE (more pixels than the
+ * context allows), DLP_ERR_UNSUPPORTED, DLP_ERR_NOMEM. */
+DLP_MUST_CHECK int dlp_image_decode(dlp_ctx *ctx, const void *buf, size_t len,
+                                    const dlp_decode_opts *opts,
+                                    dlp_image **out);
+
+/* Reads a file and decodes it; origin is set to path. Errors as
+ * dlp_image_decode plus DLP_ERR_IO / DLP_ERR_NOT_FOUND for the file. */
+DLP_MUST_CHECK int dlp_image_read(dlp_ctx *ctx, const char *path,
+                                  const dlp_decode_opts *opts, dlp_image **out);
+
+/* A new image of the given size, zero-filled, origin NULL. */
+DLP_MUST_CHECK int dlp_image_new(dlp_ctx *ctx, int32_t width, int32_t height,
+                                 int32_t n_channels, dlp_image **out);
+void dlp_image_free(dlp_image *img);
+
+/* Swaps the first and third channel in place (RGB <-> BGR). No-op for gray. */
+void dlp_image_swap_rb(dlp_image *img);
+
+/* Resampling filter for dlp_image_resize. All filters antialias when
+ * downscaling: the filter support grows with the scale factor, as in PIL. */
+typedef enum dlp_filter {
+  DLP_FILTER_BILINEAR = 0, /* triangle filter, PIL's Image.BILINEAR */
+  DLP_FILTER_BOX,          /* area average, PIL's Image.BOX */
+  DLP_FILTER_BICUBIC,      /* a = -0.5, PIL's Image.BICUBIC */
+  DLP_FILTER_LANCZOS       /* 3 lobes, PIL's Image.LANCZOS */
+} dlp_filter;
+
+/* Resizes src to width x height (any aspect ratio). Same channels. */
+DLP_MUST_CHECK int dlp_image_resize(dlp_ctx *ctx, const dlp_image *src,
+                                    int32_t width, int32_t height,
+                                    dlp_filter filter, dlp_image **out);
+
+/* Cuts the centre of src: the largest region with the aspect ratio
+ * width:height scaled by `fraction` (0 < fraction <= 1; 1 = the largest). */
+DLP_MUST_CHECK int dlp_image_center_crop(dlp_ctx *ctx, const dlp_image *src,
+                                         int32_t width, int32_t height,
+                                         double fraction, dlp_image **out);
+
+/* Normalisation applied when an image becomes a float tensor. */
+typedef enum dlp_norm {
+  DLP_NORM_NONE = 0, /* x as 0..255 floats, channel order as requested */
+  DLP_NORM_TF,       /* x / 127.5 - 1, RGB (Keras "tf" mode) */
+  DLP_NORM_CAFFE,    /* BGR, minus ImageNet mean [103.939, 116.779, 123.68] */
+  DLP_NORM_TORCH,    /* RGB, x/255 then (x - mean) / std, ImageNet stats */
+  DLP_NORM_CUSTOM    /* (x - mean[c]) / std[c] with the given mean/std */
+} dlp_norm;
+
+typedef enum dlp_layout { DLP_LAYOUT_NHWC = 0, DLP_LAYOUT_NCHW = 1 } dlp_layout;
+
+/* From decoded image to the float input of a network. */
+typedef struct dlp_preprocess {
+  int32_t width, height; /* output size; both required (> 0) */
+  dlp_filter filter;     /* default DLP_FILTER_BILINEAR */
+  /* Default 0: resize the whole image to width x height (aspect ratio not
+   * kept, as sparkdl does). In (0, 1]: first cut the centre with that
+   * fraction at the output's aspect ratio, then resize (1 = no border lost
+   * beyond what the aspect ratio needs; 0.875 = the classic ImageNet crop). */
+  double center_crop;
+  dlp_norm norm;    /* default DLP_NORM_TF */
+  dlp_layout layout; /* default DLP_LAYOUT_NHWC */
+  /* DLP_NORM_NONE and DLP_NORM_CUSTOM only: 1 = BGR output. */
+  int bgr;
+  float mean[3]; /* DLP_NORM_CUSTOM: in 0..255 units, in output order */
+  float std[3];  /* DLP_NORM_CUSTOM: in 0..255 units; default 1 */
+} dlp_preprocess;
+
+void dlp_preprocess_init(dlp_preprocess *p);
+
+/* Floats dlp_image_to_tensor writes: 3 * width * height. */
+size_t dlp_preprocess_size(const dlp_preprocess *p);
+
+/* Converts one image (1, 3 or 4 channels; gray is repeated, alpha dropped)
+ * into out[dlp_preprocess_size(p)], resizing and cropping as p says. */
+DLP_MUST_CHECK int dlp_image_to_tensor(dlp_ctx *ctx, const dlp_image *img,
+                                       const dlp_preprocess *p, float *out);
+
+/* Reads, decodes (at the smallest JPEG scale that still covers the target)
+ * and preprocesses one file in one call: the fast path for inference. */
+DLP_MUST_CHECK int dlp_image_file_to_tensor(dlp_ctx *ctx, const char *path,
+                                            const dlp_preprocess *p,
+                                            float *out);
+
+/* Preprocesses n files in parallel on the context's threads into
+ * out[n * dlp_preprocess_size(p)]. status[i] gets each file's status (the
+ * batch goes on past bad files, whose slot is zero-filled); errmsg, when not
+ * NULL, receives n strings (NULL for successes) the caller frees with free().
+ * Returns DLP_OK unless the call itself could not run. */
+DLP_MUST_CHECK int dlp_batch_files_to_tensor(dlp_ctx *ctx,
+                                             const char *const *paths,
+                                             size_t n, const dlp_preprocess *p,
+                                             float *out, int *status,
+                                             char **errmsg);
+
+/* ------------------------------------------------------------------------
+ * Frames: tables of typed columns
+ *
+ * A frame has named, typed columns and rows. Every cell may be null. Image
+ * cells are lazy: they keep the origin (path), the header facts and an error
+ * message when the image could not be read; pixels are decoded on demand
+ * (dlp_frame_get_image), optionally from encoded bytes held in the cell.
+ * Frames are immutable once built; operations return new frames.
+ * ------------------------------------------------------------------------ */
+
+typedef enum dlp_type {
+  DLP_TYPE_STRING = 1,
+  DLP_TYPE_INT64 = 2,
+  DLP_TYPE_DOUBLE = 3,
+  DLP_TYPE_VECTOR = 4, /* float32[dim], dim fixed per column */
+  DLP_TYPE_IMAGE = 5
+} dlp_type;
+
+/* "string", "int64", "double", "vector", "image". */
+const char *dlp_type_name(dlp_type t);
+
+/* The facts an image cell holds without its pixels. -1 where unknown
+ * (e.g. the image could not be read: then error is set). */
+typedef struct dlp_image_meta {
+  const char *origin;  /* path or URI */
+  int32_t height;
+  int32_t width;
+  int32_t n_channels;
+  int32_t mode;
+  const char *error;   /* NULL when readable, else why not */
+  const uint8_t *bytes; /* encoded file bytes when embedded, else NULL */
+  size_t n_bytes;
+} dlp_image_meta;
+
+typedef struct dlp_frame dlp_frame;
+
+/* An empty frame with no columns. */
+DLP_MUST_CHECK int dlp_frame_new(dlp_ctx *ctx, dlp_frame **out);
+void dlp_frame_free(dlp_frame *f);
+
+size_t dlp_frame_nrows(const dlp_frame *f);
+size_t dlp_frame_ncols(const dlp_frame *f);
+/* Column facts, or NULL / 0 when col is out of range. */
+const char *dlp_frame_col_name(const dlp_frame *f, size_t col);
+dlp_type dlp_frame_col_type(const dlp_frame *f, size_t col);
+/* The vector dimension of a DLP_TYPE_VECTOR column, else 0. */
+size_t dlp_frame_col_dim(const dlp_frame *f, size_t col);
+/* The index of the column called name, or -1. */
+long dlp_frame_col_index(const dlp_frame *f, const char *name);
+
+/* Adds an empty column (all rows null). dim is used by DLP_TYPE_VECTOR only.
+ * Fails with DLP_ERR_SCHEMA if the name exists. */
+DLP_MUST_CHECK int dlp_frame_add_column(dlp_ctx *ctx, dlp_frame *f,
+                                        const char *name, dlp_type type,
+                                        size_t dim);
+/* Appends one row of nulls; returns its index through *row (may be NULL). */
+DLP_MUST_CHECK int dlp_frame_add_row(dlp_ctx *ctx, dlp_frame *f, size_t *row);
+
+/* Cell setters: copy their arguments. A type mismatch is DLP_ERR_SCHEMA. */
+DLP_MUST_CHECK int dlp_frame_set_null(dlp_ctx *ctx, dlp_frame *f, size_t col,
+                                      size_t row);
+DLP_MUST_CHECK int dlp_frame_set_string(dlp_ctx *ctx, dlp_frame *f, size_t col,
+                                        size_t row, const char *s);
+DLP_MUST_CHECK int dlp_frame_set_int64(dlp_ctx *ctx, dlp_frame *f, size_t col,
+                                       size_t row, int64_t v);
+DLP_MUST_CHECK int dlp_frame_set_double(dlp_ctx *ctx, dlp_frame *f, size_t col,
+                                        size_t row, double v);
+/* v has the column's dim floats. */
+DLP_MUST_CHECK int dlp_frame_set_vector(dlp_ctx *ctx, dlp_frame *f, size_t col,
+                                        size_t row, const float *v);
+/* Copies meta's strings and bytes into the cell. */
+DLP_MUST_CHECK int dlp_frame_set_image_meta(dlp_ctx *ctx, dlp_frame *f,
+                                            size_t col, size_t row,
+                                            const dlp_image_meta *meta);
+
+/* Cell getters: return 1 and fill *out when the cell holds a value, 0 when
+ * it is null, the column has another type, or row/col is out of range.
+ * Strings, vectors and meta point into the frame (valid until it is
+ * freed). */
+int dlp_frame_is_null(const dlp_frame *f, size_t col, size_t row);
+int dlp_frame_get_string(const dlp_frame *f, size_t col, size_t row,
+                         const char **out);
+int dlp_frame_get_int64(const dlp_frame *f, size_t col, size_t row,
+                        int64_t *out);
+int dlp_frame_get_double(const dlp_frame *f, size_t col, size_t row,
+                         double *out);
+int dlp_frame_get_vector(const dlp_frame *f, size_t col, size_t row,
+                         const float **out);
+int dlp_frame_get_image_meta(const dlp_frame *f, size_t col, size_t row,
+                             dlp_image_meta *out);
+
+/* Decodes the image of an image cell: from its embedded bytes when it has
+ * them, else from its origin path. Fails with the cell's stored error
+ * (DLP_ERR_CORRUPT) when the cell records one. */
+DLP_MUST_CHECK int dlp_frame_get_image(dlp_ctx *ctx, const dlp_frame *f,
+                                       size_t col, size_t row,
+                                       const dlp_decode_opts *opts,
+                                       dlp_image **out);
+
+/* --- Building a frame from folders of images ---------------------------- */
+
+typedef struct dlp_scan_opts {
+  int recursive;        /* descend into sub-folders; default 0 */
+  /* 1: a "label" string column holds the name of the first sub-folder under
+   * the root the file lies in (root/cat/x.jpg and root/cat/a/y.jpg are both
+   * "cat"; files directly in root get null). Keras' image_dataset_from_directory
+   * convention. Implies recursive. Default 0. */
+  int labels_from_dirs;
+  /* When not NULL: a "label" column with this literal for every row, int64
+   * when the text is an integer, else string (sparkdl's lit(1)). Cannot be
+   * combined with labels_from_dirs. Default NULL. */
+  const char *label_literal;
+  /* Comma-separated extensions to take, case-insensitive, without dots.
+   * Default NULL = "jpg,jpeg,png,gif,bmp,webp". "*" takes every file. */
+  const char *extensions;
+  /* Keep each file with this probability, decided by a hash of the seed and
+   * the file's relative path (so a file's fate does not depend on the other
+   * files). Default 1.0 (keep all). */
+  double sample_ratio;
+  uint64_t seed; /* default 0 */
+  /* 1: decode every image fully to validate it (truncated data is found);
+   * default 1. 0: read headers only (faster; errors surface later). */
+  int verify;
+  /* 1: drop unreadable images instead of keeping error rows. Default 0. */
+  int drop_invalid;
+  /* 1: keep each file's encoded bytes in its cell (self-contained tables).
+   * Default 0: cells keep the path only. */
+  int embed_bytes;
+  /* 1: follow symbolic links to folders. Default 0 (links to files are
+   * always followed; a broken link becomes an error row). */
+  int follow_dir_links;
+} dlp_scan_opts;
+
+void dlp_scan_opts_init(dlp_scan_opts *o);
+
+/* Scans dir (a folder, or a single file) into a frame with the columns
+ *   image (DLP_TYPE_IMAGE)  origin = path, header facts, or the error
+ *   label (string or int64) only with labels_from_dirs or label_literal
+ * Rows are sorted by path, so the same folder gives the same frame. Each
+ * file that cannot be read is an image cell with error set (or is dropped
+ * with drop_invalid); the rest of the folder is processed. Fails only when
+ * dir itself cannot be read, or on bad options / NOMEM / cancellation. */
+DLP_MUST_CHECK int dlp_read_images(dlp_ctx *ctx, const char *dir,
+                                   const dlp_scan_opts *opts, dlp_frame **out);
+
+/* Number of image cells in column col that hold an error. */
+size_t dlp_frame_count_errors(const dlp_frame *f, size_t col);
+
+/* --- Frame operations (each returns a new frame) ------------------------ */
+
+/* The first n rows (all when n >= nrows). */
+DLP_MUST_CHECK int dlp_frame_head(dlp_ctx *ctx, const dlp_frame *f, size_t n,
+                                  dlp_frame **out);
+/* The rows listed in idx (any order, repeats allowed). */
+DLP_MUST_CHECK int dlp_frame_take(dlp_ctx *ctx, const dlp_frame *f,
+                                  const size_t *idx, size_t n,
+                                  dlp_frame **out);
+/* All rows in a random order fixed by seed. */
+DLP_MUST_CHECK int dlp_frame_shuffle(dlp_ctx *ctx, const dlp_frame *f,
+                                     uint64_t seed, dlp_frame **out);
+/* Splits the rows into k frames of sizes proportional to weights (which need
+ * not sum to 1), by a seeded shuffle; each part keeps the original row order.
+ * Sizes are exact (largest remainder), unlike Spark's per-row sampling, so a
+ * 10-row frame split 0.8/0.2 always gives 8 and 2. Same seed, same parts.
+ * out must have room for k frames. */
+DLP_MUST_CHECK int dlp_frame_random_split(dlp_ctx *ctx, const dlp_frame *f,
+                                          const double *weights, size_t k,
+                                          uint64_t seed, dlp_frame **out);
+/* Keeps each row with probability ratio, by a seeded hash of the row index. */
+DLP_MUST_CHECK int dlp_frame_sample(dlp_ctx *ctx, const dlp_frame *f,
+                                    double ratio, uint64_t seed,
+                                    dlp_frame **out);
+/* Rows of a then rows of b. Columns must match by name and type
+ * (DLP_ERR_SCHEMA otherwise); b's columns may be in another order. */
+DLP_MUST_CHECK int dlp_frame_union(dlp_ctx *ctx, const dlp_frame *a,
+                                   const dlp_frame *b, dlp_frame **out);
+/* Rows whose image column col has no error (dropInvalid after the fact). */
+DLP_MUST_CHECK int dlp_frame_drop_invalid(dlp_ctx *ctx, const dlp_frame *f,
+                                          size_t col, dlp_frame **out);
+
+/* --- Sinks and sources -------------------------------------------------- */
+
+typedef enum dlp_file_kind {
+  DLP_FILE_AUTO = 0, /* from the extension: .db/.sqlite/.sqlite3, .jsonl/.ndjson,
+                        .csv, .npy */
+  DLP_FILE_SQLITE,
+  DLP_FILE_JSONL,
+  DLP_FILE_CSV,
+  DLP_FILE_NPY
+} dlp_file_kind;
+
+typedef struct dlp_io_opts {
+  dlp_file_kind kind; /* default DLP_FILE_AUTO */
+  /* SQLite: the table to write or read. Default NULL = "frame" when writing;
+   * when reading, the only table dlp wrote, else "frame". */
+  const char *table;
+  /* Writing: 1 replaces an existing file / SQLite table, 0 (default) fails
+   * with DLP_ERR_ARG if it exists. */
+  int overwrite;
+  /* .npy: the column to write (default: the only vector column), and the
+   * column name given to the array when reading (default "features"). */
+  const char *column;
+} dlp_io_opts;
+
+void dlp_io_opts_init(dlp_io_opts *o);
+
+/* Writes a frame.
+ *  SQLite: one table; string TEXT, int64 INTEGER, double REAL, vector BLOB of
+ *    little-endian float32, image as columns <name>_origin, _height, _width,
+ *    _nChannels, _mode, _error, _bytes (BLOB, NULL unless embedded). A
+ *    table _dlp_columns records the dlp types so the frame reads back exactly.
+ *  JSON Lines: one object per row; vector = array of numbers; image = object
+ *    {"origin","height","width","nChannels","mode","error"[,"bytes": base64]}.
+ *  CSV (RFC 4180): header row; image flattened to <name>.origin, .height,
+ *    .width, .nChannels, .mode, .error; vector as "[a,b,...]"; null = empty.
+ *    Embedded image bytes are not written to CSV.
+ *  .npy: one vector column as a float32 array (rows x dim), or one int64 /
+ *    double column as a 1-D array.
+ * The file is written to a temporary name and renamed, so a failed write
+ * leaves no half file. */
+DLP_MUST_CHECK int dlp_frame_write(dlp_ctx *ctx, const dlp_frame *f,
+                                   const char *path, const dlp_io_opts *opts);
+
+/* Reads a frame written by dlp_frame_write (or any compatible file: a SQLite
+ * table of plain columns, JSON Lines / CSV whose column types are inferred:
+ * int64 if every value is an integer, else double if every value is a
+ * number, else string; arrays of numbers are vectors). */
+DLP_MUST_CHECK int dlp_frame_read(dlp_ctx *ctx, const char *path,
+                                  const dlp_io_opts *opts, dlp_frame **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DLP_H */

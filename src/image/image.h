@@ -1,0 +1,55 @@
+/* image.h - the image layer's internal interface: context-free versions of
+ * the public dlp_image_* calls, safe to call from worker threads (they report
+ * into a dlp_err and read limits from a dlp_limits copy).
+ *
+ *     dlp_err e = {0};
+ *     dlp_limits lim = dlp_ctx_limits(ctx);
+ *     dlp_image *img;
+ *     if (dlp_img_decode(&e, &lim, buf, len, NULL, &img) != DLP_OK) ...e.msg...
+ *
+ * Files:
+ *   decode.c        format sniffing, probe, dispatch, alpha compositing
+ *   decode_jpeg.c   libjpeg-turbo: scaling, CMYK/YCCK, EXIF (libexif)
+ *   decode_png.c    libpng
+ *   decode_gif.c    giflib, first frame
+ *   decode_bmp.c    stb_image (BMP only)
+ *   decode_webp.c   libwebp + demux, first frame
+ *   orient.c        EXIF orientation transforms
+ *   resize.c        antialiased separable resampling (PIL-compatible)
+ *   preprocess.c    crop, normalise, layout: image -> float tensor
+ */
+#ifndef DLP_IMAGE_H
+#define DLP_IMAGE_H
+
+#include "core.h"
+
+/* Header facts. Fails DLP_ERR_FORMAT / DLP_ERR_CORRUPT. */
+int dlp_img_probe(dlp_err *e, const uint8_t *buf, size_t len,
+                  dlp_image_info *info);
+
+/* Decodes; opts may be NULL (defaults). Checks lim->max_pixels against the
+ * declared size before allocating pixels. */
+int dlp_img_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
+                   size_t len, const dlp_decode_opts *opts, dlp_image **out);
+
+/* Allocates an image (data zeroed, origin NULL). */
+int dlp_img_alloc(dlp_err *e, int32_t width, int32_t height, int32_t channels,
+                  dlp_image **out);
+
+int dlp_img_resize(dlp_err *e, const dlp_image *src, int32_t width,
+                   int32_t height, dlp_filter filter, dlp_image **out);
+
+int dlp_img_center_crop(dlp_err *e, const dlp_image *src, int32_t width,
+                        int32_t height, double fraction, dlp_image **out);
+
+int dlp_img_to_tensor(dlp_err *e, const dlp_image *img,
+                      const dlp_preprocess *p, float *out);
+
+/* Read + decode at reduced scale + preprocess. */
+int dlp_img_file_to_tensor(dlp_err *e, const dlp_limits *lim, const char *path,
+                           const dlp_preprocess *p, float *out);
+
+/* OpenCV type code for a channel count (1 -> 0, 3 -> 16, 4 -> 24), -1 else. */
+int32_t dlp_mode_for_channels(int32_t channels);
+
+#endif /* DLP_IMAGE_H */
