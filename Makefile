@@ -44,7 +44,7 @@ demo: build
 
 bench: build
 	@scripts/install-deps.sh --bench
-	/usr/bin/python3 bench/image_pipeline.py --dlp $(BUILD)/bench_decode
+	/usr/bin/python3 bench/image_pipeline.py --dlp $(BUILD)/bench/bench_decode
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -58,12 +58,15 @@ extern "C" {
 
 #if defined(__GNUC__) || defined(__clang__)
 #define DLP_MUST_CHECK __attribute__((warn_unused_result))
+/* The library is built with hidden visibility; only these names export. */
+#define DLP_API __attribute__((visibility("default")))
 #else
 #define DLP_MUST_CHECK
+#define DLP_API
 #endif
 
 /* The version of the library actually linked, e.g. "0.1.0". */
-const char *dlp_version(void);
+DLP_API const char *dlp_version(void);
 
 /* ------------------------------------------------------------------------
  * Status codes and errors
@@ -84,7 +87,7 @@ typedef enum dlp_status {
 } dlp_status;
 
 /* A short name for a status code ("ok", "io error", ...). Never NULL. */
-const char *dlp_errstr(int rc);
+DLP_API const char *dlp_errstr(int rc);
 
 /* ------------------------------------------------------------------------
  * Context: limits, threads, progress and the last error message
@@ -96,32 +99,32 @@ typedef struct dlp_ctx dlp_ctx;
  * max_pixels = DLP_DEFAULT_MAX_PIXELS, max_file_bytes =
  * DLP_DEFAULT_MAX_FILE_BYTES, no progress callback. Fails only with
  * DLP_ERR_NOMEM. */
-DLP_MUST_CHECK int dlp_ctx_new(dlp_ctx **out);
-void dlp_ctx_free(dlp_ctx *ctx);
+DLP_API DLP_MUST_CHECK int dlp_ctx_new(dlp_ctx **out);
+DLP_API void dlp_ctx_free(dlp_ctx *ctx);
 
 /* The message of the last failed call on ctx ("not an error" after a
  * success). With ctx == NULL returns a fixed message. Never NULL. */
-const char *dlp_errmsg(const dlp_ctx *ctx);
+DLP_API const char *dlp_errmsg(const dlp_ctx *ctx);
 /* The status of the last call on ctx. */
-int dlp_errcode(const dlp_ctx *ctx);
+DLP_API int dlp_errcode(const dlp_ctx *ctx);
 
 /* Worker threads used for parallel work (decoding a folder, ...).
  * n <= 0 means the number of online CPUs. */
-void dlp_ctx_set_threads(dlp_ctx *ctx, int n);
-int dlp_ctx_threads(const dlp_ctx *ctx);
+DLP_API void dlp_ctx_set_threads(dlp_ctx *ctx, int n);
+DLP_API int dlp_ctx_threads(const dlp_ctx *ctx);
 
 /* Images whose header declares more than max_pixels (width*height) are
  * refused with DLP_ERR_TOO_LARGE before any pixel memory is allocated; the
  * guard against decompression bombs. 0 restores the default. */
 #define DLP_DEFAULT_MAX_PIXELS 178956970ULL /* same threshold as PIL */
-void dlp_ctx_set_max_pixels(dlp_ctx *ctx, uint64_t max_pixels);
-uint64_t dlp_ctx_max_pixels(const dlp_ctx *ctx);
+DLP_API void dlp_ctx_set_max_pixels(dlp_ctx *ctx, uint64_t max_pixels);
+DLP_API uint64_t dlp_ctx_max_pixels(const dlp_ctx *ctx);
 
 /* Files larger than this are refused with DLP_ERR_TOO_LARGE before they are
  * read. 0 restores the default. */
 #define DLP_DEFAULT_MAX_FILE_BYTES (1ULL << 30) /* 1 GiB */
-void dlp_ctx_set_max_file_bytes(dlp_ctx *ctx, uint64_t max_bytes);
-uint64_t dlp_ctx_max_file_bytes(const dlp_ctx *ctx);
+DLP_API void dlp_ctx_set_max_file_bytes(dlp_ctx *ctx, uint64_t max_bytes);
+DLP_API uint64_t dlp_ctx_max_file_bytes(const dlp_ctx *ctx);
 
 /* Progress of long work: called from the calling thread with the units done
  * so far and the total (0 when unknown), at most a few times per second and
@@ -129,7 +132,7 @@ uint64_t dlp_ctx_max_file_bytes(const dlp_ctx *ctx);
  * cancel: the running call then fails with DLP_ERR_ARG and "cancelled". */
 typedef int (*dlp_progress_fn)(void *user, const char *what, uint64_t done,
                                uint64_t total);
-void dlp_ctx_set_progress(dlp_ctx *ctx, dlp_progress_fn fn, void *user);
+DLP_API void dlp_ctx_set_progress(dlp_ctx *ctx, dlp_progress_fn fn, void *user);
 
 /* ------------------------------------------------------------------------
  * Images
@@ -166,15 +169,16 @@ typedef enum dlp_format {
 } dlp_format;
 
 /* "jpeg", "png", "gif", "bmp", "webp" or "unknown". */
-const char *dlp_format_name(dlp_format f);
+DLP_API const char *dlp_format_name(dlp_format f);
 /* Identifies a format from its first bytes (signature, not file name). */
-dlp_format dlp_format_sniff(const void *buf, size_t len);
+DLP_API dlp_format dlp_format_sniff(const void *buf, size_t len);
 
 /* Decoding options. Call dlp_decode_opts_init() first, then change fields. */
 typedef struct dlp_decode_opts {
   /* Alpha: 0 (default) composites transparent images on white and returns
    * 1 or 3 channels; 1 keeps alpha and returns 4 channels (RGBA; a gray+alpha
-   * image is expanded to RGBA). */
+   * image is expanded to RGBA). Images without alpha keep 1 or 3 channels
+   * either way. */
   int keep_alpha;
   /* 1 (default): apply the EXIF orientation of JPEG files, so the pixels are
    * upright; width/height are those after rotation. 0: raw stored order. */
@@ -191,7 +195,7 @@ typedef struct dlp_decode_opts {
   int target_height;
 } dlp_decode_opts;
 
-void dlp_decode_opts_init(dlp_decode_opts *o);
+DLP_API void dlp_decode_opts_init(dlp_decode_opts *o);
 
 /* What a header says, without decoding pixels. */
 typedef struct dlp_image_info {
@@ -205,7 +209,7 @@ typedef struct dlp_image_info {
 
 /* Reads the header of an encoded image in memory. Fails with DLP_ERR_FORMAT
  * for an unknown format and DLP_ERR_CORRUPT for a malformed header. */
-DLP_MUST_CHECK int dlp_image_probe(dlp_ctx *ctx, const void *buf, size_t len,
+DLP_API DLP_MUST_CHECK int dlp_image_probe(dlp_ctx *ctx, const void *buf, size_t len,
                                    dlp_image_info *info);
 
 /* Decodes an encoded image held in memory (JPEG, PNG, GIF first frame, BMP,
@@ -213,22 +217,22 @@ DLP_MUST_CHECK int dlp_image_probe(dlp_ctx *ctx, const void *buf, size_t len,
  * NULL. Errors: DLP_ERR_FORMAT (unknown signature), DLP_ERR_CORRUPT
  * (malformed or truncated data), DLP_ERR_TOO_LARGE (more pixels than the
  * context allows), DLP_ERR_UNSUPPORTED, DLP_ERR_NOMEM. */
-DLP_MUST_CHECK int dlp_image_decode(dlp_ctx *ctx, const void *buf, size_t len,
+DLP_API DLP_MUST_CHECK int dlp_image_decode(dlp_ctx *ctx, const void *buf, size_t len,
                                     const dlp_decode_opts *opts,
                                     dlp_image **out);
 
 /* Reads a file and decodes it; origin is set to path. Errors as
  * dlp_image_decode plus DLP_ERR_IO / DLP_ERR_NOT_FOUND for the file. */
-DLP_MUST_CHECK int dlp_image_read(dlp_ctx *ctx, const char *path,
+DLP_API DLP_MUST_CHECK int dlp_image_read(dlp_ctx *ctx, const char *path,
                                   const dlp_decode_opts *opts, dlp_image **out);
 
 /* A new image of the given size, zero-filled, origin NULL. */
-DLP_MUST_CHECK int dlp_image_new(dlp_ctx *ctx, int32_t width, int32_t height,
+DLP_API DLP_MUST_CHECK int dlp_image_new(dlp_ctx *ctx, int32_t width, int32_t height,
                                  int32_t n_channels, dlp_image **out);
-void dlp_image_free(dlp_image *img);
+DLP_API void dlp_image_free(dlp_image *img);
 
 /* Swaps the first and third channel in place (RGB <-> BGR). No-op for gray. */
-void dlp_image_swap_rb(dlp_image *img);
+DLP_API void dlp_image_swap_rb(dlp_image *img);
 
 /* Resampling filter for dlp_image_resize. All filters antialias when
  * downscaling: the filter support grows with the scale factor, as in PIL. */
@@ -239,14 +243,16 @@ typedef enum dlp_filter {
   DLP_FILTER_LANCZOS       /* 3 lobes, PIL's Image.LANCZOS */
 } dlp_filter;
 
-/* Resizes src to width x height (any aspect ratio). Same channels. */
-DLP_MUST_CHECK int dlp_image_resize(dlp_ctx *ctx, const dlp_image *src,
+/* Resizes src to width x height (any aspect ratio). Same channels.
+ * 4-channel images are resized with premultiplied alpha, as PIL does. The
+ * output may hold at most the context's max_pixels (DLP_ERR_TOO_LARGE). */
+DLP_API DLP_MUST_CHECK int dlp_image_resize(dlp_ctx *ctx, const dlp_image *src,
                                     int32_t width, int32_t height,
                                     dlp_filter filter, dlp_image **out);
 
 /* Cuts the centre of src: the largest region with the aspect ratio
  * width:height scaled by `fraction` (0 < fraction <= 1; 1 = the largest). */
-DLP_MUST_CHECK int dlp_image_center_crop(dlp_ctx *ctx, const dlp_image *src,
+DLP_API DLP_MUST_CHECK int dlp_image_center_crop(dlp_ctx *ctx, const dlp_image *src,
                                          int32_t width, int32_t height,
                                          double fraction, dlp_image **out);
 
@@ -278,19 +284,19 @@ typedef struct dlp_preprocess {
   float std[3];  /* DLP_NORM_CUSTOM: in 0..255 units; default 1 */
 } dlp_preprocess;
 
-void dlp_preprocess_init(dlp_preprocess *p);
+DLP_API void dlp_preprocess_init(dlp_preprocess *p);
 
 /* Floats dlp_image_to_tensor writes: 3 * width * height. */
-size_t dlp_preprocess_size(const dlp_preprocess *p);
+DLP_API size_t dlp_preprocess_size(const dlp_preprocess *p);
 
 /* Converts one image (1, 3 or 4 channels; gray is repeated, alpha dropped)
  * into out[dlp_preprocess_size(p)], resizing and cropping as p says. */
-DLP_MUST_CHECK int dlp_image_to_tensor(dlp_ctx *ctx, const dlp_image *img,
+DLP_API DLP_MUST_CHECK int dlp_image_to_tensor(dlp_ctx *ctx, const dlp_image *img,
                                        const dlp_preprocess *p, float *out);
 
 /* Reads, decodes (at the smallest JPEG scale that still covers the target)
  * and preprocesses one file in one call: the fast path for inference. */
-DLP_MUST_CHECK int dlp_image_file_to_tensor(dlp_ctx *ctx, const char *path,
+DLP_API DLP_MUST_CHECK int dlp_image_file_to_tensor(dlp_ctx *ctx, const char *path,
                                             const dlp_preprocess *p,
                                             float *out);
 
@@ -299,7 +305,7 @@ DLP_MUST_CHECK int dlp_image_file_to_tensor(dlp_ctx *ctx, const char *path,
  * batch goes on past bad files, whose slot is zero-filled); errmsg, when not
  * NULL, receives n strings (NULL for successes) the caller frees with free().
  * Returns DLP_OK unless the call itself could not run. */
-DLP_MUST_CHECK int dlp_batch_files_to_tensor(dlp_ctx *ctx,
+DLP_API DLP_MUST_CHECK int dlp_batch_files_to_tensor(dlp_ctx *ctx,
                                              const char *const *paths,
                                              size_t n, const dlp_preprocess *p,
                                              float *out, int *status,
@@ -324,7 +330,7 @@ typedef enum dlp_type {
 } dlp_type;
 
 /* "string", "int64", "double", "vector", "image". */
-const char *dlp_type_name(dlp_type t);
+DLP_API const char *dlp_type_name(dlp_type t);
 
 /* The facts an image cell holds without its pixels. -1 where unknown
  * (e.g. the image could not be read: then error is set). */
@@ -342,41 +348,41 @@ typedef struct dlp_image_meta {
 typedef struct dlp_frame dlp_frame;
 
 /* An empty frame with no columns. */
-DLP_MUST_CHECK int dlp_frame_new(dlp_ctx *ctx, dlp_frame **out);
-void dlp_frame_free(dlp_frame *f);
+DLP_API DLP_MUST_CHECK int dlp_frame_new(dlp_ctx *ctx, dlp_frame **out);
+DLP_API void dlp_frame_free(dlp_frame *f);
 
-size_t dlp_frame_nrows(const dlp_frame *f);
-size_t dlp_frame_ncols(const dlp_frame *f);
+DLP_API size_t dlp_frame_nrows(const dlp_frame *f);
+DLP_API size_t dlp_frame_ncols(const dlp_frame *f);
 /* Column facts, or NULL / 0 when col is out of range. */
-const char *dlp_frame_col_name(const dlp_frame *f, size_t col);
-dlp_type dlp_frame_col_type(const dlp_frame *f, size_t col);
+DLP_API const char *dlp_frame_col_name(const dlp_frame *f, size_t col);
+DLP_API dlp_type dlp_frame_col_type(const dlp_frame *f, size_t col);
 /* The vector dimension of a DLP_TYPE_VECTOR column, else 0. */
-size_t dlp_frame_col_dim(const dlp_frame *f, size_t col);
+DLP_API size_t dlp_frame_col_dim(const dlp_frame *f, size_t col);
 /* The index of the column called name, or -1. */
-long dlp_frame_col_index(const dlp_frame *f, const char *name);
+DLP_API long dlp_frame_col_index(const dlp_frame *f, const char *name);
 
 /* Adds an empty column (all rows null). dim is used by DLP_TYPE_VECTOR only.
  * Fails with DLP_ERR_SCHEMA if the name exists. */
-DLP_MUST_CHECK int dlp_frame_add_column(dlp_ctx *ctx, dlp_frame *f,
+DLP_API DLP_MUST_CHECK int dlp_frame_add_column(dlp_ctx *ctx, dlp_frame *f,
                                         const char *name, dlp_type type,
                                         size_t dim);
 /* Appends one row of nulls; returns its index through *row (may be NULL). */
-DLP_MUST_CHECK int dlp_frame_add_row(dlp_ctx *ctx, dlp_frame *f, size_t *row);
+DLP_API DLP_MUST_CHECK int dlp_frame_add_row(dlp_ctx *ctx, dlp_frame *f, size_t *row);
 
 /* Cell setters: copy their arguments. A type mismatch is DLP_ERR_SCHEMA. */
-DLP_MUST_CHECK int dlp_frame_set_null(dlp_ctx *ctx, dlp_frame *f, size_t col,
+DLP_API DLP_MUST_CHECK int dlp_frame_set_null(dlp_ctx *ctx, dlp_frame *f, size_t col,
                                       size_t row);
-DLP_MUST_CHECK int dlp_frame_set_string(dlp_ctx *ctx, dlp_frame *f, size_t col,
+DLP_API DLP_MUST_CHECK int dlp_frame_set_string(dlp_ctx *ctx, dlp_frame *f, size_t col,
                                         size_t row, const char *s);
-DLP_MUST_CHECK int dlp_frame_set_int64(dlp_ctx *ctx, dlp_frame *f, size_t col,
+DLP_API DLP_MUST_CHECK int dlp_frame_set_int64(dlp_ctx *ctx, dlp_frame *f, size_t col,
                                        size_t row, int64_t v);
-DLP_MUST_CHECK int dlp_frame_set_double(dlp_ctx *ctx, dlp_frame *f, size_t col,
+DLP_API DLP_MUST_CHECK int dlp_frame_set_double(dlp_ctx *ctx, dlp_frame *f, size_t col,
                                         size_t row, double v);
 /* v has the column's dim floats. */
-DLP_MUST_CHECK int dlp_frame_set_vector(dlp_ctx *ctx, dlp_frame *f, size_t col,
+DLP_API DLP_MUST_CHECK int dlp_frame_set_vector(dlp_ctx *ctx, dlp_frame *f, size_t col,
                                         size_t row, const float *v);
 /* Copies meta's strings and bytes into the cell. */
-DLP_MUST_CHECK int dlp_frame_set_image_meta(dlp_ctx *ctx, dlp_frame *f,
+DLP_API DLP_MUST_CHECK int dlp_frame_set_image_meta(dlp_ctx *ctx, dlp_frame *f,
                                             size_t col, size_t row,
                                             const dlp_image_meta *meta);
 
@@ -384,22 +390,22 @@ DLP_MUST_CHECK int dlp_frame_set_image_meta(dlp_ctx *ctx, dlp_frame *f,
  * it is null, the column has another type, or row/col is out of range.
  * Strings, vectors and meta point into the frame (valid until it is
  * freed). */
-int dlp_frame_is_null(const dlp_frame *f, size_t col, size_t row);
-int dlp_frame_get_string(const dlp_frame *f, size_t col, size_t row,
+DLP_API int dlp_frame_is_null(const dlp_frame *f, size_t col, size_t row);
+DLP_API int dlp_frame_get_string(const dlp_frame *f, size_t col, size_t row,
                          const char **out);
-int dlp_frame_get_int64(const dlp_frame *f, size_t col, size_t row,
+DLP_API int dlp_frame_get_int64(const dlp_frame *f, size_t col, size_t row,
                         int64_t *out);
-int dlp_frame_get_double(const dlp_frame *f, size_t col, size_t row,
+DLP_API int dlp_frame_get_double(const dlp_frame *f, size_t col, size_t row,
                          double *out);
-int dlp_frame_get_vector(const dlp_frame *f, size_t col, size_t row,
+DLP_API int dlp_frame_get_vector(const dlp_frame *f, size_t col, size_t row,
                          const float **out);
-int dlp_frame_get_image_meta(const dlp_frame *f, size_t col, size_t row,
+DLP_API int dlp_frame_get_image_meta(const dlp_frame *f, size_t col, size_t row,
                              dlp_image_meta *out);
 
 /* Decodes the image of an image cell: from its embedded bytes when it has
  * them, else from its origin path. Fails with the cell's stored error
  * (DLP_ERR_CORRUPT) when the cell records one. */
-DLP_MUST_CHECK int dlp_frame_get_image(dlp_ctx *ctx, const dlp_frame *f,
+DLP_API DLP_MUST_CHECK int dlp_frame_get_image(dlp_ctx *ctx, const dlp_frame *f,
                                        size_t col, size_t row,
                                        const dlp_decode_opts *opts,
                                        dlp_image **out);
@@ -438,7 +444,7 @@ typedef struct dlp_scan_opts {
   int follow_dir_links;
 } dlp_scan_opts;
 
-void dlp_scan_opts_init(dlp_scan_opts *o);
+DLP_API void dlp_scan_opts_init(dlp_scan_opts *o);
 
 /* Scans dir (a folder, or a single file) into a frame with the columns
  *   image (DLP_TYPE_IMAGE)  origin = path, header facts, or the error
@@ -447,42 +453,42 @@ void dlp_scan_opts_init(dlp_scan_opts *o);
  * file that cannot be read is an image cell with error set (or is dropped
  * with drop_invalid); the rest of the folder is processed. Fails only when
  * dir itself cannot be read, or on bad options / NOMEM / cancellation. */
-DLP_MUST_CHECK int dlp_read_images(dlp_ctx *ctx, const char *dir,
+DLP_API DLP_MUST_CHECK int dlp_read_images(dlp_ctx *ctx, const char *dir,
                                    const dlp_scan_opts *opts, dlp_frame **out);
 
 /* Number of image cells in column col that hold an error. */
-size_t dlp_frame_count_errors(const dlp_frame *f, size_t col);
+DLP_API size_t dlp_frame_count_errors(const dlp_frame *f, size_t col);
 
 /* --- Frame operations (each returns a new frame) ------------------------ */
 
 /* The first n rows (all when n >= nrows). */
-DLP_MUST_CHECK int dlp_frame_head(dlp_ctx *ctx, const dlp_frame *f, size_t n,
+DLP_API DLP_MUST_CHECK int dlp_frame_head(dlp_ctx *ctx, const dlp_frame *f, size_t n,
                                   dlp_frame **out);
 /* The rows listed in idx (any order, repeats allowed). */
-DLP_MUST_CHECK int dlp_frame_take(dlp_ctx *ctx, const dlp_frame *f,
+DLP_API DLP_MUST_CHECK int dlp_frame_take(dlp_ctx *ctx, const dlp_frame *f,
                                   const size_t *idx, size_t n,
                                   dlp_frame **out);
 /* All rows in a random order fixed by seed. */
-DLP_MUST_CHECK int dlp_frame_shuffle(dlp_ctx *ctx, const dlp_frame *f,
+DLP_API DLP_MUST_CHECK int dlp_frame_shuffle(dlp_ctx *ctx, const dlp_frame *f,
                                      uint64_t seed, dlp_frame **out);
 /* Splits the rows into k frames of sizes proportional to weights (which need
  * not sum to 1), by a seeded shuffle; each part keeps the original row order.
  * Sizes are exact (largest remainder), unlike Spark's per-row sampling, so a
  * 10-row frame split 0.8/0.2 always gives 8 and 2. Same seed, same parts.
  * out must have room for k frames. */
-DLP_MUST_CHECK int dlp_frame_random_split(dlp_ctx *ctx, const dlp_frame *f,
+DLP_API DLP_MUST_CHECK int dlp_frame_random_split(dlp_ctx *ctx, const dlp_frame *f,
                                           const double *weights, size_t k,
                                           uint64_t seed, dlp_frame **out);
 /* Keeps each row with probability ratio, by a seeded hash of the row index. */
-DLP_MUST_CHECK int dlp_frame_sample(dlp_ctx *ctx, const dlp_frame *f,
+DLP_API DLP_MUST_CHECK int dlp_frame_sample(dlp_ctx *ctx, const dlp_frame *f,
                                     double ratio, uint64_t seed,
                                     dlp_frame **out);
 /* Rows of a then rows of b. Columns must match by name and type
  * (DLP_ERR_SCHEMA otherwise); b's columns may be in another order. */
-DLP_MUST_CHECK int dlp_frame_union(dlp_ctx *ctx, const dlp_frame *a,
+DLP_API DLP_MUST_CHECK int dlp_frame_union(dlp_ctx *ctx, const dlp_frame *a,
                                    const dlp_frame *b, dlp_frame **out);
 /* Rows whose image column col has no error (dropInvalid after the fact). */
-DLP_MUST_CHECK int dlp_frame_drop_invalid(dlp_ctx *ctx, const dlp_frame *f,
+DLP_API DLP_MUST_CHECK int dlp_frame_drop_invalid(dlp_ctx *ctx, const dlp_frame *f,
                                           size_t col, dlp_frame **out);
 
 /* --- Sinks and sources -------------------------------------------------- */
@@ -509,7 +515,7 @@ typedef struct dlp_io_opts {
   const char *column;
 } dlp_io_opts;
 
-void dlp_io_opts_init(dlp_io_opts *o);
+DLP_API void dlp_io_opts_init(dlp_io_opts *o);
 
 /* Writes a frame.
  *  SQLite: one table; string TEXT, int64 INTEGER, double REAL, vector BLOB of
@@ -525,14 +531,14 @@ void dlp_io_opts_init(dlp_io_opts *o);
  *    double column as a 1-D array.
  * The file is written to a temporary name and renamed, so a failed write
  * leaves no half file. */
-DLP_MUST_CHECK int dlp_frame_write(dlp_ctx *ctx, const dlp_frame *f,
+DLP_API DLP_MUST_CHECK int dlp_frame_write(dlp_ctx *ctx, const dlp_frame *f,
                                    const char *path, const dlp_io_opts *opts);
 
 /* Reads a frame written by dlp_frame_write (or any compatible file: a SQLite
  * table of plain columns, JSON Lines / CSV whose column types are inferred:
  * int64 if every value is an integer, else double if every value is a
  * number, else string; arrays of numbers are vectors). */
-DLP_MUST_CHECK int dlp_frame_read(dlp_ctx *ctx, const char *path,
+DLP_API DLP_MUST_CHECK int dlp_frame_read(dlp_ctx *ctx, const char *path,
                                   const dlp_io_opts *opts, dlp_frame **out);
 
 #ifdef __cplusplus

@@ -15,6 +15,8 @@
  *   decode_bmp.c    stb_image (BMP only)
  *   decode_webp.c   libwebp + demux, first frame
  *   orient.c        EXIF orientation transforms
+ *   decoders.h      private: per-format decoder interface (dlp_raw,
+ *                   dlp_jpeg_pick_scale, dlp_img_orient)
  *   resize.c        antialiased separable resampling (PIL-compatible)
  *   preprocess.c    crop, normalise, layout: image -> float tensor
  */
@@ -38,6 +40,15 @@ int dlp_img_alloc(dlp_err *e, int32_t width, int32_t height, int32_t channels,
 
 int dlp_img_resize(dlp_err *e, const dlp_image *src, int32_t width,
                    int32_t height, dlp_filter filter, dlp_image **out);
+
+/* Resamples a w x h view (c = 1, 3 or 4 channels, rows `stride` bytes apart)
+ * to out_w x out_h with PIL's arithmetic, calling sink(user, y, row) once per
+ * output row in order (row valid during the call only). Channels are
+ * resized independently (no alpha premultiplication). */
+int dlp_img_resample_rows(
+    dlp_err *e, const uint8_t *data, int32_t w, int32_t h, int32_t c,
+    size_t stride, int32_t out_w, int32_t out_h, dlp_filter filter,
+    void (*sink)(void *user, int32_t y, const uint8_t *row), void *user);
 
 int dlp_img_center_crop(dlp_err *e, const dlp_image *src, int32_t width,
                         int32_t height, double fraction, dlp_image **out);
