@@ -77,7 +77,7 @@ int dlp_bmp_probe(dlp_err *e, const uint8_t *buf, size_t len, dlp_hdr *h) {
 int dlp_bmp_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
                    size_t len, dlp_raw *out) {
   memset(out, 0, sizeof *out);
-  dlp_hdr h;
+  dlp_hdr h = {0};
   int rc = bmp_info(e, buf, len, &h);
   if (rc == DLP_OK)
     rc = dlp_img_check_pixels(e, lim, (uint64_t)h.width, (uint64_t)h.height);
