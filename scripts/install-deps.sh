@@ -8,8 +8,10 @@ set -euo pipefail
 
 build=(build-essential cmake pkg-config
        libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libexif-dev
-       libstb-dev libsqlite3-dev libcjson-dev)
-tests=(sqlite3 python3 python3-numpy python3-pil)
+       libstb-dev libsqlite3-dev libcjson-dev
+       libdnnl-dev libhdf5-dev libcurl4-openssl-dev libssl-dev)
+tests=(sqlite3 python3 python3-numpy python3-pil
+       python3-torch python3-torchvision python3-onnx python3-h5py)
 demo=(tuxpaint-stamps-default)
 bench=(python3-opencv python3-torchvision python3-skimage)
 

@@ -1,0 +1,602 @@
+/* args.c - the sub-command and option tables, the table-driven option
+ * parser, and the --help text generated from the same tables.
+ *
+ * Written by hand rather than with getopt_long: the tables carry defaults,
+ * ranges and help lines too, so one description drives parsing, validation
+ * and help (STYLE.md, "parameters as data"), and errors name the command.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Options several commands share. */
+#define OPT_OVERWRITE                                                          \
+  {                                                                            \
+    .name = "overwrite", .short_name = 'f', .kind = CLI_FLAG,                  \
+    .help = "replace an existing output file (or SQLite table)"                \
+  }
+#define OPT_QUIET                                                              \
+  {                                                                            \
+    .name = "quiet", .short_name = 'q', .kind = CLI_FLAG,                      \
+    .help = "no summary on stderr"                                             \
+  }
+#define OPT_TABLE(text)                                                        \
+  { .name = "table", .kind = CLI_STR, .metavar = "NAME", .help = text }
+
+static const cli_opt read_images_opts[] = {
+    {.name = "out",
+     .short_name = 'o',
+     .kind = CLI_STR,
+     .metavar = "FILE",
+     .required = 1,
+     .help = "output table: .db/.sqlite (SQLite), .jsonl (JSON Lines) or .csv"},
+    {.name = "recursive",
+     .short_name = 'r',
+     .kind = CLI_FLAG,
+     .help = "descend into sub-folders"},
+    {.name = "labels-from-dirs",
+     .kind = CLI_FLAG,
+     .help = "label each image with its first sub-folder under DIR (implies "
+             "--recursive)"},
+    {.name = "label",
+     .kind = CLI_STR,
+     .metavar = "VALUE",
+     .help =
+         "the same label on every row (an integer column when VALUE is one)"},
+    {.name = "extensions",
+     .kind = CLI_STR,
+     .metavar = "LIST",
+     .def = "jpg,jpeg,png,gif,bmp,webp",
+     .help = "file extensions to take, comma-separated; '*' takes every file"},
+    {.name = "sample-ratio",
+     .kind = CLI_REAL,
+     .metavar = "R",
+     .def = "1",
+     .min = 0,
+     .max = 1,
+     .help = "keep each file with probability R (0..1), fixed by --seed"},
+    {.name = "seed",
+     .kind = CLI_U64,
+     .metavar = "S",
+     .def = "0",
+     .help = "seed of --sample-ratio"},
+    {.name = "drop-invalid",
+     .kind = CLI_FLAG,
+     .help =
+         "leave unreadable images out of the table (default: keep error rows)"},
+    {.name = "fail-on-error",
+     .kind = CLI_FLAG,
+     .help = "exit 3 when any image is invalid (the table is still written)"},
+    {.name = "no-verify",
+     .kind = CLI_FLAG,
+     .help = "read headers only: faster, but truncated data goes unnoticed"},
+    {.name = "embed",
+     .kind = CLI_FLAG,
+     .help = "store each file's bytes in the table (not in .csv)"},
+    {.name = "threads",
+     .short_name = 'j',
+     .kind = CLI_INT,
+     .metavar = "N",
+     .min = 1,
+     .max = 4096,
+     .help = "worker threads [default: one per CPU]"},
+    {.name = "max-pixels",
+     .kind = CLI_U64,
+     .metavar = "N",
+     .help = "refuse images with more pixels [default: 178956970, as PIL]"},
+    OPT_TABLE("SQLite table to write [default: frame]"),
+    OPT_OVERWRITE,
+    OPT_QUIET,
+    {NULL}};
+
+static const cli_opt show_opts[] = {
+    {.name = "rows",
+     .short_name = 'n',
+     .kind = CLI_INT,
+     .metavar = "N",
+     .def = "20",
+     .min = 0,
+     .max = 1e15,
+     .help = "rows to show"},
+    {.name = "all",
+     .short_name = 'a',
+     .kind = CLI_FLAG,
+     .help = "show every row"},
+    {.name = "errors",
+     .short_name = 'e',
+     .kind = CLI_FLAG,
+     .help = "only rows whose image has an error, with the full reason (all of "
+             "them unless -n is given)"},
+    {.name = "schema",
+     .short_name = 's',
+     .kind = CLI_FLAG,
+     .help = "print column names, types and sizes, and the row count"},
+    {.name = "counts",
+     .short_name = 'c',
+     .kind = CLI_STR,
+     .metavar = "COLUMN",
+     .help = "count the rows of each value of COLUMN (most frequent first; "
+             "-n N: the first N)"},
+    {.name = "truncate",
+     .short_name = 'w',
+     .kind = CLI_INT,
+     .metavar = "W",
+     .def = "40",
+     .min = 4,
+     .max = 100000,
+     .help = "cut cells wider than W characters"},
+    {.name = "no-truncate", .kind = CLI_FLAG, .help = "never cut cells"},
+    OPT_TABLE("SQLite table to read [default: the table dlp wrote]"),
+    {NULL}};
+
+static const cli_opt convert_opts[] = {
+    OPT_TABLE("SQLite table to read and to write [default: frame]"),
+    {.name = "column",
+     .kind = CLI_STR,
+     .metavar = "C",
+     .help =
+         ".npy: the column to write [default: the only vector column], or the "
+         "name of the array read [default: features]"},
+    OPT_OVERWRITE,
+    OPT_QUIET,
+    {NULL}};
+
+static const cli_opt split_opts[] = {
+    {.name = "weights",
+     .kind = CLI_STR,
+     .metavar = "W1,W2,...",
+     .required = 1,
+     .help = "relative part sizes, e.g. 0.8,0.2 (need not sum to 1)"},
+    {.name = "out",
+     .short_name = 'o',
+     .kind = CLI_STR,
+     .metavar = "F1,F2,...",
+     .required = 1,
+     .help = "one output file per weight"},
+    {.name = "seed",
+     .kind = CLI_U64,
+     .metavar = "S",
+     .def = "0",
+     .help = "seed of the shuffle; the same seed gives the same parts"},
+    OPT_TABLE("SQLite table to read and to write [default: frame]"),
+    OPT_OVERWRITE,
+    OPT_QUIET,
+    {NULL}};
+
+static const cli_opt no_opts[] = {{NULL}};
+
+const cli_cmd cli_commands[] = {
+    {.name = "read-images",
+     .summary = "read a folder of images into a table",
+     .usage = "DIR --out FILE [options]",
+     .description =
+         "Scans DIR (a folder, or a single image file) and writes one\n"
+         "row per image: its path, size, channels and mode, or why it\n"
+         "could not be read. Unreadable images are kept as error rows\n"
+         "unless --drop-invalid; a summary goes to stderr.",
+     .positional = {"DIR"},
+     .npos_min = 1,
+     .npos_max = 1,
+     .opts = read_images_opts,
+     .example = "dlp read-images photos --labels-from-dirs --out photos.db",
+     .exit_codes =
+         "  3  --fail-on-error was given and some images were invalid\n",
+     .run = cli_cmd_read_images},
+    {.name = "show",
+     .summary = "print a table, its schema, value counts or error rows",
+     .usage = "FILE [options]",
+     .description =
+         "Prints the first rows of a table written by dlp (or any SQLite\n"
+         "table, .jsonl, .csv or .npy file) as a text table. Image columns\n"
+         "show the path, mode, height, width, nChannels and error of\n"
+         "each image.",
+     .positional = {"FILE"},
+     .npos_min = 1,
+     .npos_max = 1,
+     .opts = show_opts,
+     .example = "dlp show photos.db -n 5\n  dlp show photos.db --errors\n"
+                "  dlp show photos.db --counts label",
+     .run = cli_cmd_show},
+    {.name = "convert",
+     .summary = "convert a table between .db, .jsonl, .csv and .npy",
+     .usage = "IN OUT [options]",
+     .description =
+         "Reads IN and writes the same rows to OUT; the formats come from the\n"
+         "file extensions (.db/.sqlite/.sqlite3, .jsonl/.ndjson, .csv, .npy).",
+     .positional = {"IN", "OUT"},
+     .npos_min = 2,
+     .npos_max = 2,
+     .opts = convert_opts,
+     .example = "dlp convert photos.db photos.jsonl",
+     .run = cli_cmd_convert},
+    {.name = "split",
+     .summary = "split a table into random parts (train/test)",
+     .usage = "IN --weights W1,W2,... --out F1,F2,... [options]",
+     .description =
+         "Shuffles the rows of IN with --seed and cuts them into parts of "
+         "sizes\n"
+         "proportional to the weights (exact sizes: 10 rows at 0.8,0.2 give 8\n"
+         "and 2). Each part keeps the original row order.",
+     .positional = {"IN"},
+     .npos_min = 1,
+     .npos_max = 1,
+     .opts = split_opts,
+     .example = "dlp split photos.db --weights 0.8,0.2 --seed 42 --out "
+                "train.db,test.db",
+     .run = cli_cmd_split},
+    {.name = "version",
+     .summary = "print the versions of dlp and of the library",
+     .usage = "",
+     .description =
+         "Prints the version of the dlp command and of the libdlp it runs on.",
+     .npos_min = 0,
+     .npos_max = 0,
+     .opts = no_opts,
+     .example = "dlp version",
+     .run = cli_cmd_version},
+    {.name = "help",
+     .summary = "list the commands, or show one command's help",
+     .usage = "[COMMAND]",
+     .description =
+         "Without COMMAND lists the commands; with it, prints its --help.",
+     .positional = {"COMMAND"},
+     .npos_min = 0,
+     .npos_max = 1,
+     .opts = no_opts,
+     .example = "dlp help read-images",
+     .run = cli_cmd_help},
+    {NULL}};
+
+const cli_cmd *cli_find_command(const char *name) {
+  for (const cli_cmd *c = cli_commands; c->name; c++)
+    if (strcmp(c->name, name) == 0) return c;
+  return NULL;
+}
+
+int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "dlp %s: ", cmd->name);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, " (see 'dlp %s --help')\n", cmd->name);
+  va_end(ap);
+  return CLI_EXIT_USAGE;
+}
+
+int cli_lib_error(dlp_ctx *ctx) {
+  fprintf(stderr, "dlp: %s\n", dlp_errmsg(ctx));
+  return CLI_EXIT_FAIL;
+}
+
+int cli_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("dlp: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  return CLI_EXIT_FAIL;
+}
+
+/* --- number parsing: the whole text must be a number in range ---------- */
+
+/* strto* skip leading blanks; a value must not start with one. */
+static int starts_number(const char *s) {
+  return *s == '-' || *s == '+' || *s == '.' || (*s >= '0' && *s <= '9');
+}
+
+static int parse_int(const char *s, const cli_opt *o, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (!starts_number(s) || *end != '\0' || errno == ERANGE) return 0;
+  if (o->min < o->max && (v < o->min || v > o->max)) return 0;
+  *out = v;
+  return 1;
+}
+
+static int parse_u64(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  /* strtoull accepts "-1" (as 2^64-1) and leading spaces; refuse both. */
+  if (*s < '0' || *s > '9') return 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (*end != '\0' || errno == ERANGE) return 0;
+  *out = v;
+  return 1;
+}
+
+static int parse_real(const char *s, const cli_opt *o, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (!starts_number(s) || *end != '\0' || errno == ERANGE || !isfinite(v))
+    return 0;
+  if (o->min < o->max && (v < o->min || v > o->max)) return 0;
+  *out = v;
+  return 1;
+}
+
+/* What a value of o must look like, for error messages. */
+static void describe_expected(const cli_opt *o, char *buf, size_t n) {
+  if (o->kind == CLI_U64)
+    snprintf(buf, n, "a whole number >= 0");
+  else if (o->kind == CLI_INT && o->min < o->max && o->max >= 1e15)
+    snprintf(buf, n, "an integer >= %.0f", o->min);
+  else if (o->kind == CLI_INT && o->min < o->max)
+    snprintf(buf, n, "an integer from %.0f to %.0f", o->min, o->max);
+  else if (o->kind == CLI_REAL && o->min < o->max)
+    snprintf(buf, n, "a number from %g to %g", o->min, o->max);
+  else
+    snprintf(buf, n, "a number");
+}
+
+/* Stores text as the value of option o. Returns 1, or 0 if it is invalid. */
+static int set_value(const cli_opt *o, const char *text, cli_val *v) {
+  switch (o->kind) {
+  case CLI_FLAG:
+    v->i = 1;
+    break;
+  case CLI_STR:
+    v->s = text;
+    break;
+  case CLI_INT:
+    if (!parse_int(text, o, &v->i)) return 0;
+    break;
+  case CLI_U64:
+    if (!parse_u64(text, &v->u)) return 0;
+    break;
+  case CLI_REAL:
+    if (!parse_real(text, o, &v->d)) return 0;
+    break;
+  }
+  v->has = 1;
+  return 1;
+}
+
+static int find_long(const cli_opt *opts, const char *name, size_t len) {
+  for (int i = 0; opts[i].name; i++)
+    if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+      return i;
+  return -1;
+}
+
+static int find_short(const cli_opt *opts, char c) {
+  for (int i = 0; opts[i].name; i++)
+    if (opts[i].short_name == c) return i;
+  return -1;
+}
+
+/* Handles one option at argv[*k]; advances *k past its value. */
+static int parse_option(const cli_cmd *cmd, int argc, char **argv, int *k,
+                        cli_args *a) {
+  const char *arg = argv[*k];
+  const char *inline_val = NULL;
+  int idx;
+  if (arg[1] == '-') {
+    const char *eq = strchr(arg + 2, '=');
+    size_t len = eq ? (size_t)(eq - (arg + 2)) : strlen(arg + 2);
+    idx = find_long(cmd->opts, arg + 2, len);
+    if (eq) inline_val = eq + 1;
+  } else {
+    idx = find_short(cmd->opts, arg[1]);
+    if (arg[1] && arg[2]) inline_val = arg + 2; /* -n5 */
+  }
+  if (idx < 0) {
+    int len = (int)strcspn(arg, "=");
+    return cli_usage_error(cmd, "unknown option '%.*s'", len, arg);
+  }
+  const cli_opt *o = &cmd->opts[idx];
+  const char *text = inline_val;
+  if (o->kind == CLI_FLAG) {
+    if (inline_val && arg[1] == '-')
+      return cli_usage_error(cmd, "option '--%s' takes no value", o->name);
+    if (inline_val) return cli_usage_error(cmd, "unknown option '%s'", arg);
+  } else if (!text) {
+    if (*k + 1 >= argc)
+      return cli_usage_error(cmd, "option '--%s' needs a value (%s)", o->name,
+                             o->metavar);
+    text = argv[++*k];
+  }
+  if (!set_value(o, text, &a->vals[idx])) {
+    char want[96];
+    describe_expected(o, want, sizeof want);
+    return cli_usage_error(cmd, "invalid value '%s' for '--%s': expected %s",
+                           text, o->name, want);
+  }
+  a->vals[idx].given = 1;
+  return CLI_PARSED;
+}
+
+static int apply_defaults(const cli_cmd *cmd, cli_args *a) {
+  for (int i = 0; cmd->opts[i].name; i++) {
+    if (i >= CLI_MAX_OPTS) return cli_fail("internal: too many options");
+    if (cmd->opts[i].def &&
+        !set_value(&cmd->opts[i], cmd->opts[i].def, &a->vals[i]))
+      return cli_fail("internal: bad default for --%s", cmd->opts[i].name);
+  }
+  return CLI_PARSED;
+}
+
+static int check_complete(const cli_cmd *cmd, const cli_args *a) {
+  if (a->npos < cmd->npos_min)
+    return cli_usage_error(cmd, "missing argument %s",
+                           cmd->positional[a->npos]);
+  for (int i = 0; cmd->opts[i].name; i++)
+    if (cmd->opts[i].required && !a->vals[i].given)
+      return cli_usage_error(cmd, "missing required option '--%s'",
+                             cmd->opts[i].name);
+  return CLI_PARSED;
+}
+
+int cli_parse(const cli_cmd *cmd, int argc, char **argv, cli_args *a) {
+  memset(a, 0, sizeof *a);
+  a->cmd = cmd;
+  int rc = apply_defaults(cmd, a);
+  if (rc != CLI_PARSED) return rc;
+  int only_pos = 0;
+  for (int k = 1; k < argc; k++) {
+    const char *arg = argv[k];
+    if (!only_pos && (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)) {
+      cli_print_help(cmd, stdout);
+      return CLI_EXIT_OK;
+    }
+    if (!only_pos && strcmp(arg, "--") == 0) {
+      only_pos = 1;
+    } else if (!only_pos && arg[0] == '-' && arg[1] != '\0') {
+      rc = parse_option(cmd, argc, argv, &k, a);
+      if (rc != CLI_PARSED) return rc;
+    } else {
+      if (a->npos >= cmd->npos_max)
+        return cli_usage_error(cmd, "unexpected argument '%s'", arg);
+      a->pos[a->npos++] = arg;
+    }
+  }
+  return check_complete(cmd, a);
+}
+
+/* --- help -------------------------------------------------------------- */
+
+#define HELP_WIDTH 79 /* help lines fit an 80-column terminal */
+#define HELP_INDENT 29
+
+/* Prints text from column HELP_INDENT, wrapped at spaces (but not at
+ * '\1', which prints as a space). */
+static void print_wrapped(const char *text, FILE *out) {
+  size_t col = HELP_INDENT;
+  while (*text) {
+    size_t word = strcspn(text, " ");
+    if (col > HELP_INDENT && col + 1 + word > HELP_WIDTH) {
+      fprintf(out, "\n%*s", HELP_INDENT, "");
+      col = HELP_INDENT;
+    } else if (col > HELP_INDENT) {
+      fputc(' ', out);
+      col++;
+    }
+    for (size_t i = 0; i < word; i++) /* \1: a space that never breaks */
+      fputc(text[i] == '\1' ? ' ' : text[i], out);
+    col += word;
+    text += word;
+    while (*text == ' ')
+      text++;
+  }
+  fputc('\n', out);
+}
+
+static void print_option(const cli_opt *o, FILE *out) {
+  char left[64], text[512];
+  int n = 0;
+  if (o->short_name) n = snprintf(left, sizeof left, "-%c, ", o->short_name);
+  snprintf(left + n, sizeof left - (size_t)n, "--%s%s%s", o->name,
+           o->metavar ? " " : "", o->metavar ? o->metavar : "");
+  snprintf(text, sizeof text, "%s%s%s%s%s", o->help,
+           o->required ? " (required)" : "", o->def ? " [default:\1" : "",
+           o->def ? o->def : "", o->def ? "]" : "");
+  fprintf(out, "  %-*s ", HELP_INDENT - 3, left);
+  print_wrapped(text, out);
+}
+
+void cli_print_help(const cli_cmd *cmd, FILE *out) {
+  fprintf(out, "usage: dlp %s %s\n\n%s\n\n", cmd->name, cmd->usage,
+          cmd->description);
+  fputs("options:\n", out);
+  for (const cli_opt *o = cmd->opts; o->name; o++)
+    print_option(o, out);
+  fprintf(out, "  %-*s show this help\n", HELP_INDENT - 3, "-h, --help");
+  fprintf(out, "\nexample:\n  %s\n", cmd->example);
+  fputs("\nexit codes:\n"
+        "  0  success\n"
+        "  1  failure (the message says what and where; no file is left\n"
+        "     half-written)\n"
+        "  2  usage error (bad option or argument)\n",
+        out);
+  if (cmd->exit_codes) fputs(cmd->exit_codes, out);
+}
+
+void cli_print_commands(FILE *out) {
+  fprintf(out,
+          "dlp %s - Deep Learning Pipelines in C\n\n"
+          "usage: dlp COMMAND [options]\n\ncommands:\n",
+          DLP_VERSION);
+  for (const cli_cmd *c = cli_commands; c->name; c++)
+    fprintf(out, "  %-12s %s\n", c->name, c->summary);
+  fputs("\n'dlp COMMAND --help' shows a command's options; "
+        "'dlp --version' the version.\n",
+        out);
+}
+
+/* --- values by name ---------------------------------------------------- */
+
+static const cli_val *val_of(const cli_args *a, const char *name) {
+  for (int i = 0; a->cmd->opts[i].name; i++)
+    if (strcmp(a->cmd->opts[i].name, name) == 0) return &a->vals[i];
+  /* A name missing from the table is a bug in the CLI itself. */
+  fprintf(stderr, "dlp: internal error: no option '--%s' in '%s'\n", name,
+          a->cmd->name);
+  abort();
+}
+
+int cli_given(const cli_args *a, const char *name) {
+  return val_of(a, name)->given;
+}
+int cli_flag(const cli_args *a, const char *name) {
+  return val_of(a, name)->has;
+}
+const char *cli_str(const cli_args *a, const char *name) {
+  return val_of(a, name)->s;
+}
+int64_t cli_int(const cli_args *a, const char *name) {
+  return val_of(a, name)->i;
+}
+uint64_t cli_u64(const cli_args *a, const char *name) {
+  return val_of(a, name)->u;
+}
+double cli_real(const cli_args *a, const char *name) {
+  return val_of(a, name)->d;
+}
+
+/* --- lists ------------------------------------------------------------- */
+
+int cli_split_list(const char *s, char **buf, const char **items, int max) {
+  *buf = malloc(strlen(s) + 1);
+  if (!*buf) return -1;
+  strcpy(*buf, s);
+  int n = 0;
+  char *p = *buf;
+  for (;;) {
+    char *comma = strchr(p, ',');
+    if (comma) *comma = '\0';
+    if (*p == '\0' || n >= max) return -1;
+    items[n++] = p;
+    if (!comma) return n;
+    p = comma + 1;
+  }
+}
+
+int cli_parse_weights(const char *s, double *w, int max) {
+  char *buf;
+  const char *items[16];
+  if (max > 16) max = 16;
+  int n = cli_split_list(s, &buf, items, max);
+  static const cli_opt positive = {.kind = CLI_REAL, .min = 0, .max = 1e300};
+  for (int i = 0; i < n; i++)
+    if (!parse_real(items[i], &positive, &w[i]) || w[i] <= 0) n = -1;
+  free(buf);
+  return n;
+}
+
+dlp_ctx *cli_ctx_new(const cli_args *a) {
+  dlp_ctx *ctx = NULL;
+  if (dlp_ctx_new(&ctx) != DLP_OK) {
+    cli_fail("out of memory");
+    return NULL;
+  }
+  for (int i = 0; a->cmd->opts[i].name; i++)
+    if (strcmp(a->cmd->opts[i].name, "threads") == 0 && a->vals[i].given)
+      dlp_ctx_set_threads(ctx, (int)a->vals[i].i);
+  return ctx;
+}
