@@ -69,9 +69,14 @@ bool dlp_mul_size(size_t a, size_t b, size_t *out);
 
 /* Reads a whole file into a malloc'd buffer. Refuses files over max_bytes
  * (DLP_ERR_TOO_LARGE), reports missing files as DLP_ERR_NOT_FOUND, other
- * failures as DLP_ERR_IO, with the path and strerror in the message. */
+ * failures as DLP_ERR_IO, with strerror in the message (the caller adds
+ * the path, which it knows how to shorten or quote). */
 int dlp_read_file(dlp_err *e, const char *path, uint64_t max_bytes,
                   uint8_t **data, size_t *len);
+/* The same into a reusable buffer: *buf (may be NULL) of *cap bytes is
+ * grown when the file is larger; it stays the caller's on failure too. */
+int dlp_read_file_into(dlp_err *e, const char *path, uint64_t max_bytes,
+                       uint8_t **buf, size_t *cap, size_t *len);
 
 /* Writes a file atomically: to "path.tmp.<pid>", then rename(). */
 int dlp_write_file_atomic(dlp_err *e, const char *path, const void *data,

@@ -36,9 +36,8 @@ void *dlp_realloc_array(void *p, size_t n, size_t size) {
 
 char *dlp_strdup(const char *s) { return s ? strdup(s) : NULL; }
 
-int dlp_read_file(dlp_err *e, const char *path, uint64_t max_bytes,
-                  uint8_t **data, size_t *len) {
-  *data = NULL;
+int dlp_read_file_into(dlp_err *e, const char *path, uint64_t max_bytes,
+                       uint8_t **buf, size_t *cap, size_t *len) {
   *len = 0;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -47,48 +46,52 @@ int dlp_read_file(dlp_err *e, const char *path, uint64_t max_bytes,
                        "cannot open: %s", strerror(en));
   }
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int en = errno;
-    close(fd);
-    return dlp_err_set(e, DLP_ERR_IO, "cannot stat: %s", strerror(en));
-  }
-  if (S_ISDIR(st.st_mode)) {
-    close(fd);
-    return dlp_err_set(e, DLP_ERR_IO, "is a directory");
-  }
-  if (!S_ISREG(st.st_mode)) {
-    close(fd);
-    return dlp_err_set(e, DLP_ERR_IO, "not a regular file");
-  }
-  if ((uint64_t)st.st_size > max_bytes) {
-    close(fd);
-    return dlp_err_set(e, DLP_ERR_TOO_LARGE,
-                       "file is %lld bytes, over the limit of %llu",
-                       (long long)st.st_size, (unsigned long long)max_bytes);
-  }
-  size_t cap = (size_t)st.st_size;
-  uint8_t *buf = malloc(cap ? cap : 1);
-  if (!buf) {
-    close(fd);
-    return dlp_err_set(e, DLP_ERR_NOMEM, "no memory for %zu bytes", cap);
+  int rc = DLP_OK;
+  if (fstat(fd, &st) != 0)
+    rc = dlp_err_set(e, DLP_ERR_IO, "cannot stat: %s", strerror(errno));
+  else if (S_ISDIR(st.st_mode))
+    rc = dlp_err_set(e, DLP_ERR_IO, "is a directory");
+  else if (!S_ISREG(st.st_mode))
+    rc = dlp_err_set(e, DLP_ERR_IO, "not a regular file");
+  else if ((uint64_t)st.st_size > max_bytes)
+    rc = dlp_err_set(e, DLP_ERR_TOO_LARGE,
+                     "file is %lld bytes, over the limit of %llu",
+                     (long long)st.st_size, (unsigned long long)max_bytes);
+  size_t want = rc == DLP_OK ? (size_t)st.st_size : 0;
+  if (rc == DLP_OK && (!*buf || *cap < want)) {
+    uint8_t *p = realloc(*buf, want ? want : 1);
+    if (!p)
+      rc = dlp_err_set(e, DLP_ERR_NOMEM, "no memory for %zu bytes", want);
+    else {
+      *buf = p;
+      *cap = want ? want : 1;
+    }
   }
   size_t got = 0;
-  while (got < cap) {
-    ssize_t r = read(fd, buf + got, cap - got);
+  while (rc == DLP_OK && got < want) {
+    ssize_t r = read(fd, *buf + got, want - got);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      int en = errno;
-      free(buf);
-      close(fd);
-      return dlp_err_set(e, DLP_ERR_IO, "read failed: %s", strerror(en));
-    }
-    if (r == 0) break; /* file shrank while reading: keep what we got */
+    if (r < 0) rc = dlp_err_set(e, DLP_ERR_IO, "read failed: %s", strerror(errno));
+    if (r <= 0) break; /* 0: the file shrank while reading; keep what we got */
     got += (size_t)r;
   }
   close(fd);
-  *data = buf;
   *len = got;
-  return DLP_OK;
+  return rc;
+}
+
+int dlp_read_file(dlp_err *e, const char *path, uint64_t max_bytes,
+                  uint8_t **data, size_t *len) {
+  uint8_t *buf = NULL;
+  size_t cap = 0;
+  int rc = dlp_read_file_into(e, path, max_bytes, &buf, &cap, len);
+  if (rc != DLP_OK) {
+    free(buf);
+    buf = NULL;
+    *len = 0;
+  }
+  *data = buf;
+  return rc;
 }
 
 int dlp_write_file_atomic(dlp_err *e, const char *path, const void *data,

@@ -38,6 +38,22 @@ uint8_t *dlp_img_alloc_pixels(dlp_err *e, int32_t width, int32_t height,
   return p;
 }
 
+uint8_t *dlp_img_raw_alloc(dlp_err *e, dlp_raw *raw, int32_t width,
+                           int32_t height, int32_t channels) {
+  size_t n = 0;
+  bool ok = width > 0 && height > 0 && channels > 0 &&
+            dlp_mul_size((size_t)width, (size_t)height, &n) &&
+            dlp_mul_size(n, (size_t)channels, &n);
+  if (ok && raw->data && raw->cap >= n) return raw->data;
+  free(raw->data);
+  raw->data = ok ? malloc(n) : NULL;
+  raw->cap = raw->data ? n : 0;
+  if (!raw->data)
+    dlp_err_set(e, DLP_ERR_NOMEM, "no memory for a %dx%d image of %d channels",
+                (int)width, (int)height, (int)channels);
+  return raw->data;
+}
+
 /* Composites n pixels of (channels - 1) colours + alpha on white, in place
  * (the output is never ahead of the input). */
 static void composite_on_white(uint8_t *p, size_t n, int channels) {
@@ -76,19 +92,26 @@ static int apply_channel_policy(dlp_err *e, dlp_raw *raw,
     composite_on_white(raw->data, n, c);
     c -= 1;
     /* Give back the alpha plane's memory; keeping the block is fine too. */
-    uint8_t *p = realloc(raw->data, n * (size_t)c);
-    if (p) raw->data = p;
+    /* The buffer keeps its size: a reused scratch buffer stays big. */
   }
   int want = c;
   if (c == 2) want = 4; /* gray+alpha kept: RGBA */
   if (c == 1 && o->force_rgb) want = 3;
   if (want != c) {
-    uint8_t *p = dlp_realloc_array(raw->data, n, (size_t)want);
-    if (!p)
+    size_t need;
+    if (!dlp_mul_size(n, (size_t)want, &need))
       return dlp_err_set(e, DLP_ERR_NOMEM, "no memory to expand a %dx%d image",
                          (int)raw->width, (int)raw->height);
-    raw->data = p;
-    expand_gray(p, n, c);
+    if (need > raw->cap) {
+      uint8_t *p = realloc(raw->data, need);
+      if (!p)
+        return dlp_err_set(e, DLP_ERR_NOMEM,
+                           "no memory to expand a %dx%d image",
+                           (int)raw->width, (int)raw->height);
+      raw->data = p;
+      raw->cap = need;
+    }
+    expand_gray(raw->data, n, c);
     c = want;
   }
   raw->channels = c;
@@ -126,19 +149,26 @@ static int check_signature(dlp_err *e, const uint8_t *buf, size_t len) {
                      hex);
 }
 
+/* Rotates raw's pixels upright when asked (a new buffer replaces the old). */
+static int orient_raw(dlp_err *e, dlp_raw *raw, int orient) {
+  if (!orient || raw->orientation <= 1 || raw->orientation > 8) return DLP_OK;
+  uint8_t *rot;
+  int32_t w, h;
+  int rc = dlp_img_orient(e, raw->data, raw->width, raw->height, raw->channels,
+                          raw->orientation, &rot, &w, &h);
+  if (rc != DLP_OK) return rc;
+  free(raw->data);
+  raw->data = rot;
+  raw->cap = (size_t)w * (size_t)h * (size_t)raw->channels;
+  raw->width = w;
+  raw->height = h;
+  return DLP_OK;
+}
+
 /* Moves raw's pixels into a new dlp_image, rotating when asked. */
 static int finish_image(dlp_err *e, dlp_raw *raw, int orient, dlp_image **out) {
-  if (orient && raw->orientation > 1 && raw->orientation <= 8) {
-    uint8_t *rot;
-    int32_t w, h;
-    int rc = dlp_img_orient(e, raw->data, raw->width, raw->height,
-                            raw->channels, raw->orientation, &rot, &w, &h);
-    if (rc != DLP_OK) return rc;
-    free(raw->data);
-    raw->data = rot;
-    raw->width = w;
-    raw->height = h;
-  }
+  int rc = orient_raw(e, raw, orient);
+  if (rc != DLP_OK) return rc;
   dlp_image *img = calloc(1, sizeof *img);
   if (!img) return dlp_err_set(e, DLP_ERR_NOMEM, "no memory for an image");
   img->width = raw->width;
@@ -166,6 +196,41 @@ int dlp_img_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
   if (rc == DLP_OK) rc = finish_image(e, &raw, o->apply_exif_orientation, out);
   free(raw.data);
   return rc;
+}
+
+void dlp_img_scratch_release(dlp_img_scratch *s) {
+  if (!s) return;
+  free(s->file);
+  free(s->pix);
+  *s = (dlp_img_scratch){0};
+}
+
+int dlp_img_decode_scratch(dlp_err *e, const dlp_limits *lim,
+                           const uint8_t *buf, size_t len,
+                           const dlp_decode_opts *opts, dlp_img_scratch *s,
+                           dlp_image *view) {
+  if (!s || !view) return dlp_err_set(e, DLP_ERR_ARG, "scratch or view is NULL");
+  *view = (dlp_image){0};
+  dlp_decode_opts defaults;
+  dlp_decode_opts_init(&defaults);
+  const dlp_decode_opts *o = opts ? opts : &defaults;
+  int rc = check_signature(e, buf, len);
+  if (rc != DLP_OK) return rc;
+  /* The scratch buffer travels through raw (which may grow, replace or free
+   * it) and comes back, whatever happened. */
+  dlp_raw raw = {.data = s->pix, .cap = s->pix_cap};
+  rc = decode_raw(e, lim, buf, len, o, &raw);
+  if (rc == DLP_OK) rc = apply_channel_policy(e, &raw, o);
+  if (rc == DLP_OK) rc = orient_raw(e, &raw, o->apply_exif_orientation);
+  s->pix = raw.data;
+  s->pix_cap = raw.data ? raw.cap : 0;
+  if (rc != DLP_OK) return rc;
+  view->width = raw.width;
+  view->height = raw.height;
+  view->n_channels = raw.channels;
+  view->mode = dlp_mode_for_channels(raw.channels);
+  view->data = raw.data;
+  return DLP_OK;
 }
 
 static int probe_hdr(dlp_err *e, dlp_format f, const uint8_t *buf, size_t len,

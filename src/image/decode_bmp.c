@@ -76,7 +76,7 @@ int dlp_bmp_probe(dlp_err *e, const uint8_t *buf, size_t len, dlp_hdr *h) {
 
 int dlp_bmp_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
                    size_t len, dlp_raw *out) {
-  memset(out, 0, sizeof *out);
+  dlp_raw_reset(out);
   dlp_hdr h = {0};
   int rc = bmp_info(e, buf, len, &h);
   if (rc == DLP_OK)
@@ -96,10 +96,13 @@ int dlp_bmp_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
   }
   /* stb's buffer must go back through stbi_image_free, ours through free():
    * copy once (BMP decoding is itself little more than a copy). */
-  out->data = dlp_img_alloc_pixels(e, w, ht, comp);
-  if (out->data) memcpy(out->data, px, (size_t)w * (size_t)ht * (size_t)comp);
+  uint8_t *dst = dlp_img_raw_alloc(e, out, w, ht, comp);
+  if (dst) memcpy(dst, px, (size_t)w * (size_t)ht * (size_t)comp);
   stbi_image_free(px);
-  if (!out->data) return DLP_ERR_NOMEM;
-  *out = (dlp_raw){w, ht, comp, 1, out->data};
+  if (!dst) return DLP_ERR_NOMEM;
+  out->width = w;
+  out->height = ht;
+  out->channels = comp;
+  out->orientation = 1;
   return DLP_OK;
 }

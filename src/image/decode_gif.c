@@ -142,7 +142,7 @@ static int gif_decode_open(dlp_err *e, const dlp_limits *lim, GifFileType *g,
   out->height = hdr->height;
   out->channels = hdr->channels;
   out->orientation = 1;
-  out->data = dlp_img_alloc_pixels(e, out->width, out->height, out->channels);
+  out->data = dlp_img_raw_alloc(e, out, out->width, out->height, out->channels);
   if (!out->data) return DLP_ERR_NOMEM;
   memset(out->data, 0, (size_t)out->width * out->height * out->channels);
   return gif_read_frame(e, g, transparent, out);
@@ -166,12 +166,13 @@ int dlp_gif_probe(dlp_err *e, const uint8_t *buf, size_t len, dlp_hdr *h) {
 
 int dlp_gif_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
                    size_t len, dlp_raw *out) {
-  memset(out, 0, sizeof *out);
+  dlp_raw_reset(out);
   dlp_hdr h;
   int rc = gif_go(e, lim, buf, len, &h, out);
   if (rc != DLP_OK) {
     free(out->data);
     out->data = NULL;
+    out->cap = 0;
   }
   return rc;
 }

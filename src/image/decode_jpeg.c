@@ -166,7 +166,7 @@ static int jpeg_read_pixels(jpeg_job *j) {
   r->width = (int32_t)c->output_width;
   r->height = (int32_t)c->output_height;
   r->channels = ch;
-  r->data = dlp_img_alloc_pixels(j->e, r->width, r->height, ch);
+  r->data = dlp_img_raw_alloc(j->e, r, r->width, r->height, ch);
   if (!r->data) return DLP_ERR_NOMEM;
   size_t stride = (size_t)c->output_width * (size_t)ch;
   if (cmyk && !(j->cmyk_row = dlp_malloc_array(c->output_width, 4)))
@@ -251,7 +251,7 @@ int dlp_jpeg_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
                     size_t len, const dlp_decode_opts *o, dlp_raw *out) {
   jpeg_job *j = malloc(sizeof *j);
   if (!j) return dlp_err_set(e, DLP_ERR_NOMEM, "no memory for a JPEG decoder");
-  memset(out, 0, sizeof *out);
+  dlp_raw_reset(out);
   jpeg_job_init(j, e, lim, buf, len, o, out);
   int rc = jpeg_run(j);
   jpeg_destroy_decompress(&j->cinfo);
@@ -260,6 +260,7 @@ int dlp_jpeg_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
   if (rc != DLP_OK) {
     free(out->data);
     out->data = NULL;
+    out->cap = 0;
   }
   return rc;
 }

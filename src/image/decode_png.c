@@ -81,7 +81,7 @@ static int png_read_pixels(png_job *j) {
       png_get_rowbytes(j->png, j->info) != (size_t)r->width * r->channels)
     return dlp_err_set(j->e, DLP_ERR_INTERNAL,
                        "PNG: unexpected row layout after transforms");
-  r->data = dlp_img_alloc_pixels(j->e, r->width, r->height, r->channels);
+  r->data = dlp_img_raw_alloc(j->e, r, r->width, r->height, r->channels);
   if (!r->data) return DLP_ERR_NOMEM;
   j->rows = dlp_malloc_array((size_t)r->height, sizeof *j->rows);
   if (!j->rows) return dlp_err_set(j->e, DLP_ERR_NOMEM, "no memory for rows");
@@ -141,7 +141,7 @@ static uint32_t png_be32(const uint8_t *p) {
 
 int dlp_png_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
                    size_t len, dlp_raw *out) {
-  memset(out, 0, sizeof *out);
+  dlp_raw_reset(out);
   /* IHDR must come first; its size is checked before libpng reads further
    * (png_read_info goes on to the first IDAT), so a huge header alone is
    * reported as too large, not as truncated. */
@@ -155,6 +155,7 @@ int dlp_png_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
   if (rc != DLP_OK) {
     free(out->data);
     out->data = NULL;
+    out->cap = 0;
   }
   return rc;
 }

@@ -89,7 +89,7 @@ static int webp_decode_first_frame(dlp_err *e, const uint8_t *buf, size_t len,
 
 int dlp_webp_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
                     size_t len, dlp_raw *out) {
-  memset(out, 0, sizeof *out);
+  dlp_raw_reset(out);
   WebPBitstreamFeatures f;
   VP8StatusCode st;
   int rc = webp_features(e, buf, len, &f, &st);
@@ -101,13 +101,14 @@ int dlp_webp_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
   out->height = f.height;
   out->channels = f.has_alpha || f.has_animation ? 4 : 3;
   out->orientation = 1;
-  out->data = dlp_img_alloc_pixels(e, out->width, out->height, out->channels);
+  out->data = dlp_img_raw_alloc(e, out, out->width, out->height, out->channels);
   if (!out->data) return DLP_ERR_NOMEM;
   rc = f.has_animation ? webp_decode_first_frame(e, buf, len, out)
                        : webp_decode_still(e, buf, len, out);
   if (rc != DLP_OK) {
     free(out->data);
     out->data = NULL;
+    out->cap = 0;
   }
   return rc;
 }

@@ -17,6 +17,7 @@ typedef struct dlp_raw {
   int32_t channels;    /* 1, 2, 3 or 4 */
   int32_t orientation; /* EXIF 1..8; 1 for formats without EXIF */
   uint8_t *data;       /* malloc'd, width * height * channels bytes */
+  size_t cap;          /* bytes allocated at data (>= the pixels) */
 } dlp_raw;
 
 /* Header facts as stored (not rotated). channels as dlp_raw would have. */
@@ -37,6 +38,21 @@ int dlp_img_check_pixels(dlp_err *e, const dlp_limits *lim, uint64_t width,
 uint8_t *dlp_img_alloc_pixels(dlp_err *e, int32_t width, int32_t height,
                               int32_t channels);
 
+/* Clears raw's facts but keeps the buffer it holds (data, cap) for reuse. */
+static inline void dlp_raw_reset(dlp_raw *raw) {
+  uint8_t *data = raw->data;
+  size_t cap = raw->cap;
+  *raw = (dlp_raw){0};
+  raw->data = data;
+  raw->cap = cap;
+}
+
+/* Points raw->data at width * height * channels bytes: the buffer raw
+ * already holds when it is large enough (a reused scratch buffer), else a
+ * grown one; raw->cap follows. Fails with DLP_ERR_NOMEM, and then raw's
+ * old buffer is freed (data NULL, cap 0). Returns raw->data. */
+uint8_t *dlp_img_raw_alloc(dlp_err *e, dlp_raw *raw, int32_t width,
+                           int32_t height, int32_t channels);
 /* Per format: probe reads the header only; decode fills out (out->data is
  * NULL on failure). */
 int dlp_jpeg_probe(dlp_err *e, const uint8_t *buf, size_t len, dlp_hdr *h);

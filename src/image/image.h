@@ -34,6 +34,27 @@ int dlp_img_probe(dlp_err *e, const uint8_t *buf, size_t len,
 int dlp_img_decode(dlp_err *e, const dlp_limits *lim, const uint8_t *buf,
                    size_t len, const dlp_decode_opts *opts, dlp_image **out);
 
+/* Buffers a worker reuses from one image to the next, so that a batch does
+ * not allocate (and page-fault in) fresh megabytes per file: with glibc,
+ * freeing blocks this size trims the heap and the next image faults the
+ * pages back in, a quarter of the time of a 1024x768 JPEG. Zero-initialise;
+ * release with dlp_img_scratch_release. */
+typedef struct dlp_img_scratch {
+  uint8_t *file; /* encoded bytes of the last file */
+  size_t file_cap;
+  uint8_t *pix; /* decoded pixels */
+  size_t pix_cap;
+} dlp_img_scratch;
+void dlp_img_scratch_release(dlp_img_scratch *s);
+
+/* dlp_img_decode into s->pix (grown as needed). *view describes the pixels:
+ * its data points into s and stays valid until s is used again; do not
+ * free it (origin NULL). */
+int dlp_img_decode_scratch(dlp_err *e, const dlp_limits *lim,
+                           const uint8_t *buf, size_t len,
+                           const dlp_decode_opts *opts, dlp_img_scratch *s,
+                           dlp_image *view);
+
 /* Allocates an image (data zeroed, origin NULL). */
 int dlp_img_alloc(dlp_err *e, int32_t width, int32_t height, int32_t channels,
                   dlp_image **out);
@@ -59,6 +80,11 @@ int dlp_img_to_tensor(dlp_err *e, const dlp_image *img,
 /* Read + decode at reduced scale + preprocess. */
 int dlp_img_file_to_tensor(dlp_err *e, const dlp_limits *lim, const char *path,
                            const dlp_preprocess *p, float *out);
+/* The same with buffers s lends, reused across calls (s may be NULL): the
+ * form for loops over many files. */
+int dlp_img_file_to_tensor_s(dlp_err *e, const dlp_limits *lim,
+                             const char *path, const dlp_preprocess *p,
+                             float *out, dlp_img_scratch *s);
 
 /* OpenCV type code for a channel count (1 -> 0, 3 -> 16, 4 -> 24), -1 else. */
 int32_t dlp_mode_for_channels(int32_t channels);

@@ -275,23 +275,31 @@ static int pp_err_prefix(dlp_err *e, const char *path) {
 
 int dlp_img_file_to_tensor(dlp_err *e, const dlp_limits *lim, const char *path,
                            const dlp_preprocess *p, float *out) {
+  return dlp_img_file_to_tensor_s(e, lim, path, p, out, NULL);
+}
+
+int dlp_img_file_to_tensor_s(dlp_err *e, const dlp_limits *lim,
+                             const char *path, const dlp_preprocess *p,
+                             float *out, dlp_img_scratch *s) {
   if (!path) return dlp_err_set(e, DLP_ERR_ARG, "preprocess: path is NULL");
   if (!lim || !out)
     return dlp_err_set(e, DLP_ERR_ARG, "%s: limits or out is NULL", path);
   int rc = pp_check(e, p);
   if (rc != DLP_OK) return pp_err_prefix(e, path);
-  uint8_t *buf = NULL;
+  dlp_img_scratch own = {0};
+  dlp_img_scratch *sc = s ? s : &own;
   size_t len = 0;
-  rc = dlp_read_file(e, path, lim->max_file_bytes, &buf, &len);
-  if (rc != DLP_OK) return pp_err_prefix(e, path);
-  dlp_decode_opts o;
-  dlp_decode_opts_init(&o);
-  pp_decode_target(p, &o);
-  dlp_image *img = NULL;
-  rc = dlp_img_decode(e, lim, buf, len, &o, &img);
-  free(buf);
-  if (rc == DLP_OK) rc = dlp_img_to_tensor(e, img, p, out);
-  dlp_image_free(img);
+  rc = dlp_read_file_into(e, path, lim->max_file_bytes, &sc->file,
+                          &sc->file_cap, &len);
+  if (rc == DLP_OK) {
+    dlp_decode_opts o;
+    dlp_decode_opts_init(&o);
+    pp_decode_target(p, &o);
+    dlp_image view;
+    rc = dlp_img_decode_scratch(e, lim, sc->file, len, &o, sc, &view);
+    if (rc == DLP_OK) rc = dlp_img_to_tensor(e, &view, p, out);
+  }
+  dlp_img_scratch_release(&own);
   return rc == DLP_OK ? DLP_OK : pp_err_prefix(e, path);
 }
 
@@ -305,6 +313,7 @@ typedef struct pp_batch {
   float *out;
   int *status;
   char **errmsg;
+  dlp_img_scratch *scratch; /* one per worker */
 } pp_batch;
 
 static void pp_batch_one(size_t i, void *user, int worker) {
@@ -312,7 +321,8 @@ static void pp_batch_one(size_t i, void *user, int worker) {
   dlp_err e = {0};
   float *dst = b->out + i * b->slot;
   int rc = b->paths[i]
-               ? dlp_img_file_to_tensor(&e, &b->lim, b->paths[i], b->p, dst)
+               ? dlp_img_file_to_tensor_s(&e, &b->lim, b->paths[i], b->p,
+                                          dst, &b->scratch[worker])
                : dlp_err_set(&e, DLP_ERR_ARG, "path %zu is NULL", i);
   if (rc != DLP_OK) memset(dst, 0, b->slot * sizeof *dst);
   if (b->status) b->status[i] = rc;
@@ -335,10 +345,16 @@ int dlp_batch_files_to_tensor(dlp_ctx *ctx, const char *const *paths, size_t n,
     if (status) status[i] = DLP_ERR_ARG; /* until done (cancellation) */
     if (errmsg) errmsg[i] = NULL;
   }
-  pp_batch b = {paths, p, dlp_ctx_limits(ctx), slot, out, status, errmsg};
-  if (!dlp_parallel_for(n, dlp_ctx_threads(ctx), pp_batch_one, &b, ctx,
-                        "preprocessing"))
-    return dlp_fail(ctx, DLP_ERR_ARG, "cancelled");
+  int threads = dlp_ctx_threads(ctx);
+  dlp_img_scratch *scratch = calloc((size_t)threads, sizeof *scratch);
+  if (!scratch) return dlp_fail(ctx, DLP_ERR_NOMEM, "batch: no memory");
+  pp_batch b = {paths, p, dlp_ctx_limits(ctx), slot, out, status, errmsg,
+                scratch};
+  bool done = dlp_parallel_for(n, threads, pp_batch_one, &b, ctx,
+                               "preprocessing");
+  for (int t = 0; t < threads; t++) dlp_img_scratch_release(&scratch[t]);
+  free(scratch);
+  if (!done) return dlp_fail(ctx, DLP_ERR_ARG, "cancelled");
   return dlp_ok(ctx);
 }
 
