@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int test_failed_checks_;
-static int test_passed_;
-static int test_failed_;
+static int test_failed_checks_ __attribute__((unused));
+static int test_passed_ __attribute__((unused));
+static int test_failed_ __attribute__((unused));
 
 #define TEST(name) static void name(void)
 
