@@ -1,0 +1,23 @@
+/* dnnl_backend.h - internals of the oneDNN backend shared by its files: the
+ * bf16 variant of the ops table and the reference fallback for single nodes.
+ * (Not named dnnl.h: src/nn is on the tests' include path and would shadow
+ * oneDNN's own <dnnl.h>.) */
+#ifndef DLP_NN_DNNL_BACKEND_H
+#define DLP_NN_DNNL_BACKEND_H
+
+#include "backend.h"
+
+/* Same as nn_backend_dnnl, but convolutions and dense layers compute in
+ * bfloat16 (weights and activations stored as bf16 between them, f32
+ * accumulation, f32 at the graph's inputs and outputs). plan fails with
+ * DLP_ERR_UNSUPPORTED on a CPU without AVX-512. */
+extern const nn_backend_ops nn_backend_dnnl_bf16;
+
+/* Runs node n of a graph with the reference kernels (nn.h) on plain
+ * row-major float tensors: ins[k] feeds n->in[k], y receives n->out (its
+ * shape is the value's, e.g. (N, C) for a global pool with keepdims false).
+ * The fallback of the oneDNN backend for ops oneDNN does not cover. */
+int nn_dnnl_ref_node(dlp_err *e, const nn_node *n, const nn_tensor *const *ins,
+                     nn_tensor *y);
+
+#endif /* DLP_NN_DNNL_BACKEND_H */

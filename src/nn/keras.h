@@ -1,0 +1,70 @@
+/* keras.h - Keras HDF5 importer: full-model files (model.save()) into an
+ * nn_graph, and weights-only files (keras-applications layout) into the
+ * consts of a graph built with Keras layer names (the zoo).
+ *
+ *     nn_graph *g = NULL;
+ *     if (nn_keras_load_file(&e, "model.h5", max_bytes, &g) != DLP_OK) ...
+ *     // or, for a zoo graph whose consts follow the "<layer>/kernel" names:
+ *     if (nn_keras_load_weights(&e, "resnet50_weights_tf_dim_ordering_tf_"
+ *                               "kernels.h5", max_bytes, g) != DLP_OK) ...
+ *
+ * The files are read with libhdf5; the model config JSON with cJSON. A model
+ * file never runs code: Lambda/TFOpLambda and unknown layer classes are
+ * refused with DLP_ERR_UNSUPPORTED naming the layer. channels_first is
+ * refused. Weights are float32 (float16/float64 are converted). Calls may
+ * come from any thread: they are serialised inside (libhdf5 is built
+ * without thread safety).
+ */
+#ifndef DLP_NN_KERAS_H
+#define DLP_NN_KERAS_H
+
+#include "graph.h"
+
+/* Loads a full-model Keras 2.x / tf.keras 2.x HDF5 file (root attribute
+ * `model_config` + group `model_weights`; Sequential or functional) into a
+ * new finalized graph (*out, free with nn_graph_free). The input size comes
+ * from the InputLayer's batch_input_shape; a model with unknown spatial
+ * dims fails with DLP_ERR_ARG asking for a size (use the _sized variant).
+ * Files over max_bytes (0 = no limit) are refused with DLP_ERR_TOO_LARGE.
+ * Errors: DLP_ERR_NOT_FOUND/IO (file), DLP_ERR_FORMAT (not HDF5 / not a
+ * Keras model), DLP_ERR_CORRUPT (bad config or datasets), DLP_ERR_SCHEMA
+ * (weight shapes), DLP_ERR_UNSUPPORTED (layer or option dlp cannot run),
+ * DLP_ERR_TOO_LARGE, DLP_ERR_NOMEM. */
+int nn_keras_load_file(dlp_err *e, const char *path, uint64_t max_bytes,
+                       nn_graph **out);
+
+/* Same, with the input spatial size given (h, w > 0 override the file's
+ * height and width, which must then be unknown (None) or equal; 0 keeps the
+ * file's). */
+int nn_keras_load_file_sized(dlp_err *e, const char *path, uint64_t max_bytes,
+                             int h, int w, nn_graph **out);
+
+/* Loads a weights-only file (root attribute `layer_names`, per layer group
+ * attribute `weight_names`; a full-model file's model_weights also works)
+ * into the consts of g named "<layer>/<weight>" (kernel, bias,
+ * depthwise_kernel, pointwise_kernel, gamma, beta, moving_mean,
+ * moving_variance), matched by the weight names, converting Keras layouts
+ * to the graph's (conv HWIO -> OIHW, depthwise (KH,KW,C,M) -> (C*M,1,KH,KW),
+ * pointwise -> (O,C*M,1,1), dense (in,out) kept, or transposed for a dense
+ * node with transb). Call it before nn_graph_optimize (folding changes the
+ * consts). Every graph layer with weights must be in the file
+ * (DLP_ERR_NOT_FOUND naming the first missing layer; a missing classifier
+ * suggests a _notop file); a batch norm's gamma/beta may be absent from the
+ * file (scale/center off: the graph's 1/0 stay). Shapes must match before
+ * anything is read (DLP_ERR_SCHEMA naming layer, weight, found and expected
+ * Keras shapes). File layers the graph lacks are ignored when they only
+ * hold dense (rank <= 2) weights, i.e. a classifier top the graph omits;
+ * any other is DLP_ERR_SCHEMA (weights for another architecture). On
+ * failure some consts may already hold the file's values. */
+int nn_keras_load_weights(dlp_err *e, const char *path, uint64_t max_bytes,
+                          nn_graph *g);
+
+/* The names in a weights-only or full-model file's layer list (root
+ * `layer_names`, or `model_weights/layer_names`), for recognising which
+ * architecture a file belongs to. *names is a malloc'd array of malloc'd
+ * strings; free with nn_keras_names_free. */
+int nn_keras_file_layer_names(dlp_err *e, const char *path, uint64_t max_bytes,
+                              char ***names, int *n);
+void nn_keras_names_free(char **names, int n);
+
+#endif /* DLP_NN_KERAS_H */
