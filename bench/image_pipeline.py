@@ -12,14 +12,15 @@ Peers, all in this one run, on the same files, same thread counts:
   torchvision         torchvision.io.decode_jpeg + resize(antialias=True)
 Each ends with float32 x/127.5-1. Python peers run on a thread pool of N
 threads (all of them release the GIL in decode and resize; their own internal
-threading is pinned to 1 per call). Figures are the best of --repeat runs.
+threading is pinned to 1 per call). Figures are the best of --repeat rounds,
+every tool running once per round in turn, so load drifts hit all alike.
 
 Test photos are made from scikit-image's sample photographs (Debian
 python3-skimage), resized with LANCZOS to 500x375, 1024x768 and 4000x3000
 plus mild noise so they compress like camera photos, saved as JPEG q=90.
 
-Usage: /usr/bin/python3 bench/image_pipeline.py --dlp build/bench_decode
-       [--threads 1,2] [--repeat 3] [--markdown]
+Usage: /usr/bin/python3 bench/image_pipeline.py --dlp build/bench/bench_decode
+       [--threads 1,2] [--repeat 5]
 """
 import argparse
 import io
@@ -125,30 +126,40 @@ def make_torchvision():
     return run, torchvision.__version__
 
 
-def time_python(fn, files, threads, repeat):
-    best = float("inf")
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(fn, files[:2]))  # warm-up (imports, caches)
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            list(pool.map(fn, files))
-            best = min(best, time.perf_counter() - t0)
-    return len(files) / best
+def time_python_once(pool, fn, files):
+    t0 = time.perf_counter()
+    list(pool.map(fn, files))
+    return time.perf_counter() - t0
 
 
-def time_dlp(binary, files, threads, repeat):
+def time_dlp_once(binary, files, threads):
     out = subprocess.run([binary, "--threads", str(threads), "--size", str(TARGET),
-                          "--repeat", str(repeat)] + files,
+                          "--repeat", "1"] + files,
                          check=True, capture_output=True, text=True).stdout
     fields = dict(kv.split("=") for kv in out.split()[1:])
-    return float(fields["img_per_s"])
+    return float(fields["best_s"])
+
+
+def measure(peers, dlp_bin, files, threads, repeat):
+    """Best time of each tool over `repeat` rounds; within a round every tool
+    runs once, in turn, so slow drifts of the machine's load hit all alike."""
+    best = {name: float("inf") for name, _ in peers}
+    best["dlp"] = float("inf")
+    with ThreadPoolExecutor(threads) as pool:
+        for _, fn in peers:
+            list(pool.map(fn, files[:2]))  # warm-up (imports, caches)
+        for _ in range(repeat):
+            for name, fn in peers:
+                best[name] = min(best[name], time_python_once(pool, fn, files))
+            best["dlp"] = min(best["dlp"], time_dlp_once(dlp_bin, files, threads))
+    return {name: len(files) / t for name, t in best.items()}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dlp", required=True, help="path to build/bench_decode")
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--data", default=os.path.join(HERE, "data"))
     args = ap.parse_args()
 
@@ -167,9 +178,8 @@ def main():
     print("|---" * (6 + len(peers)) + "|")
     for (w, h), files in sets.items():
         for threads in (int(t) for t in args.threads.split(",")):
-            rates = {name: time_python(fn, files, threads, args.repeat)
-                     for name, fn in peers}
-            d = time_dlp(args.dlp, files, threads, args.repeat)
+            rates = measure(peers, args.dlp, files, threads, args.repeat)
+            d = rates.pop("dlp")
             best_name = max(rates, key=rates.get)
             print(f"| {w}x{h} | {threads} | {d:.0f} | {best_name} | "
                   f"{rates[best_name]:.0f} | {d / rates[best_name]:.2f}x | "

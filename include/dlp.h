@@ -541,6 +541,169 @@ DLP_API DLP_MUST_CHECK int dlp_frame_write(dlp_ctx *ctx, const dlp_frame *f,
 DLP_API DLP_MUST_CHECK int dlp_frame_read(dlp_ctx *ctx, const char *path,
                                   const dlp_io_opts *opts, dlp_frame **out);
 
+/* ------------------------------------------------------------------------
+ * Models: pretrained CNNs and model files (sparkdl's DeepImageFeaturizer,
+ * DeepImagePredictor, KerasImageFileTransformer, KerasTransformer)
+ *
+ *     dlp_model *m = NULL;
+ *     if (dlp_model_open(ctx, "InceptionV3", NULL, &m) != DLP_OK) ...
+ *         // "InceptionV3 weights are not in the model cache: get
+ *         //  inception_v3_weights_tf_dim_ordering_tf_kernels.h5 and run
+ *         //  'dlp models import FILE' (or 'dlp models fetch InceptionV3')"
+ *     dlp_frame *feat = NULL;
+ *     dlp_transform_opts to; dlp_transform_opts_init(&to);
+ *     dlp_model_featurize(ctx, m, images, "image", &to, &feat);  // + "features"
+ *     dlp_model_predict(ctx, m, images, "image", 5, &to, &pred); // + "predictions"
+ *     dlp_model_free(m);
+ * ------------------------------------------------------------------------ */
+
+typedef struct dlp_model dlp_model;
+
+typedef enum dlp_precision {
+  DLP_PRECISION_FP32 = 0, /* exact float32 arithmetic (default) */
+  DLP_PRECISION_BF16      /* bfloat16 matrix math where the CPU has it */
+} dlp_precision;
+
+typedef struct dlp_model_opts {
+  /* Keras/ONNX file to load instead of a zoo name (the name is then only a
+   * label). Default NULL. */
+  const char *model_file;
+  /* For a file without its own preprocessing facts: input size and
+   * normalisation. 0 / DLP_NORM_NONE = from the file or the zoo entry. */
+  int32_t input_width, input_height;
+  dlp_norm norm;
+  int norm_set; /* 1 when norm was given explicitly */
+  float mean[3], std[3]; /* DLP_NORM_CUSTOM */
+  int bgr;               /* DLP_NORM_NONE/CUSTOM: feed BGR */
+  /* Layer whose output featurize returns. Default NULL = the model's
+   * feature layer (the pooled penultimate vector, 2048-d for InceptionV3). */
+  const char *layer;
+  /* 1 (default): the oneDNN backend; 0: the plain C reference backend. */
+  int fast;
+  dlp_precision precision; /* default DLP_PRECISION_FP32 */
+  /* Where cached models live. Default NULL = $DLP_MODEL_DIR, else
+   * ~/.cache/dlp/models. */
+  const char *model_dir;
+  /* 1: a zoo architecture with seeded random weights instead of cached
+   * ones (for benchmarks and tests: its outputs mean nothing). Default 0. */
+  int random_weights;
+  uint64_t seed; /* for random_weights; default 0 */
+} dlp_model_opts;
+
+DLP_API void dlp_model_opts_init(dlp_model_opts *o);
+
+/* Opens a model: a zoo name ("InceptionV3", "Xception", "ResNet50", "VGG16",
+ * "VGG19", "MobileNetV2", case-insensitive) whose weights are in the cache, a
+ * name registered with 'dlp models import --as', or opts->model_file (.h5
+ * Keras full model or .onnx). DLP_ERR_NOT_FOUND says which file to get and
+ * where to put it. opts may be NULL. */
+DLP_API DLP_MUST_CHECK int dlp_model_open(dlp_ctx *ctx, const char *name,
+                                          const dlp_model_opts *opts,
+                                          dlp_model **out);
+DLP_API void dlp_model_free(dlp_model *m);
+
+/* Facts: the model's name, input size and channels, normalisation, the
+ * dimension featurize returns and the number of classes predict knows
+ * (0 when the model has no classifier). */
+typedef struct dlp_model_info {
+  const char *name;
+  int32_t input_width, input_height, input_channels;
+  dlp_norm norm;
+  int64_t feature_dim;
+  int64_t n_classes;
+  const char *feature_layer;
+  int64_t n_params;
+} dlp_model_info;
+DLP_API void dlp_model_get_info(const dlp_model *m, dlp_model_info *info);
+
+/* Runs the model on n preprocessed inputs (n * input_height * input_width *
+ * 3 floats, NHWC as dlp_image_to_tensor writes with the model's
+ * preprocessing) and writes n * dim floats of the feature layer (or of the
+ * final output with which = 1) into out. The low-level entry for callers
+ * that preprocess themselves. */
+DLP_API DLP_MUST_CHECK int dlp_model_run(dlp_ctx *ctx, dlp_model *m,
+                                         const float *in, size_t n, int which,
+                                         float *out, size_t *dim);
+
+typedef struct dlp_transform_opts {
+  size_t batch_size;   /* default 16 */
+  const char *output_col; /* default "features" / "predictions" / "output" */
+  /* 1: rows whose image cannot be read are dropped; 0 (default): they get a
+   * null output (and keep their error). */
+  int drop_invalid;
+} dlp_transform_opts;
+DLP_API void dlp_transform_opts_init(dlp_transform_opts *o);
+
+/* Adds a DLP_TYPE_VECTOR column with the feature vector of each image of
+ * image_col. Images are decoded, resized and normalised as the model needs,
+ * in batches, decoding overlapped with compute. */
+DLP_API DLP_MUST_CHECK int dlp_model_featurize(dlp_ctx *ctx, dlp_model *m,
+                                               const dlp_frame *in,
+                                               const char *image_col,
+                                               const dlp_transform_opts *o,
+                                               dlp_frame **out);
+
+/* Adds a string column holding, per image, a JSON array of the top k
+ * classes: [{"class": 281, "description": "tabby", "probability": 0.91},
+ * ...] (ImageNet descriptions for ImageNet models). */
+DLP_API DLP_MUST_CHECK int dlp_model_predict(dlp_ctx *ctx, dlp_model *m,
+                                             const dlp_frame *in,
+                                             const char *image_col, int k,
+                                             const dlp_transform_opts *o,
+                                             dlp_frame **out);
+
+/* The model's final output for each row as a vector column; the input
+ * column is an image column (preprocessed as the model says) or a vector
+ * column whose dim matches the model's input (KerasTransformer). */
+DLP_API DLP_MUST_CHECK int dlp_model_apply(dlp_ctx *ctx, dlp_model *m,
+                                           const dlp_frame *in,
+                                           const char *input_col,
+                                           const dlp_transform_opts *o,
+                                           dlp_frame **out);
+
+/* The ImageNet class description of index 0..999, or NULL (when out of
+ * range or when the class index data is not installed). */
+DLP_API const char *dlp_imagenet_class(int index);
+
+/* --- The model cache ---------------------------------------------------- */
+
+typedef struct dlp_model_entry {
+  const char *name;        /* "InceptionV3" */
+  const char *file_name;   /* the Keras weights file the zoo entry needs */
+  const char *url;         /* its canonical address */
+  int cached;              /* 1 when a verified file is in the cache */
+  const char *path;        /* cached file, or NULL */
+  const char *sha256;      /* of the cached file, or NULL */
+  int32_t input_width, input_height;
+  const char *preprocessing; /* "tf", "caffe", "torch", "none" */
+} dlp_model_entry;
+
+/* Lists the zoo and imported models. *entries is owned by the returned
+ * list; free with dlp_model_list_free. model_dir as in dlp_model_opts. */
+typedef struct dlp_model_list dlp_model_list;
+DLP_API DLP_MUST_CHECK int dlp_model_list_get(dlp_ctx *ctx,
+                                              const char *model_dir,
+                                              dlp_model_list **out);
+DLP_API size_t dlp_model_list_count(const dlp_model_list *l);
+DLP_API const dlp_model_entry *dlp_model_list_at(const dlp_model_list *l,
+                                                 size_t i);
+DLP_API void dlp_model_list_free(dlp_model_list *l);
+
+/* Registers a local file in the cache: a weights-only Keras file for a zoo
+ * architecture (recognised by its layer names, or named by `as`), or a full
+ * Keras/ONNX model file under the name `as`. The file is copied in,
+ * identified by SHA-256 and verified to load. name_out (may be NULL)
+ * receives the name it is registered under, malloc'd: free() it. */
+DLP_API DLP_MUST_CHECK int dlp_model_import(dlp_ctx *ctx, const char *model_dir,
+                                            const char *path, const char *as,
+                                            char **name_out);
+
+/* Downloads a zoo model's weights from url (default: its canonical address;
+ * file:// and http://127.0.0.1 work for tests), checks the published hash,
+ * and registers it as dlp_model_import does. Needs libcurl and a network. */
+DLP_API DLP_MUST_CHECK int dlp_model_fetch(dlp_ctx *ctx, const char *model_dir,
+                                           const char *name, const char *url);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,7 +2,9 @@
 # demo.sh - the offline demo: reads the ~800 Tux Paint stamps (PNG files in
 # category folders, Debian package tuxpaint-stamps-default) into a table
 # labelled by folder, shows it, counts images per label, and splits it into
-# train/test files. Output goes to demo-out/.
+# train/test files, then featurizes the test part with a zoo CNN (random
+# weights) and predicts with a cached model if there is one. Output goes to
+# demo-out/.
 #   scripts/demo.sh [PATH/TO/dlp]      (default: build/dlp; 'make demo' runs it)
 set -euo pipefail
 
@@ -55,6 +57,26 @@ say_run convert "$OUT/test.db" "$OUT/test.jsonl" --overwrite
 say_run convert "$OUT/test.db" "$OUT/test.csv" --overwrite
 printf '\nfirst line of %s:\n' "$OUT/test.jsonl"
 head -n 1 "$OUT/test.jsonl"
+
+section "8. featurize + predict"
+echo "No pretrained weights ship with dlp yet (issue 6 brings a pretrained"
+echo "network). Real Keras weights can be imported with 'dlp models import FILE'."
+echo "Here: the zoo's MobileNetV2 with RANDOM weights (--random-weights), so the"
+echo "vectors mean nothing, but their size and the speed are real."
+echo
+say_run featurize "$OUT/test.db" --model MobileNetV2 --random-weights \
+  --overwrite --out "$OUT/test_features.db"
+say_run show "$OUT/test_features.db" --schema
+# A model in the cache (imported or fetched) can predict for real.
+cached=$("$BIN" models list 2>/dev/null | awk -F'│' '$5 ~ /yes/ {gsub(/ /, "", $2); print $2; exit}')
+if [ -n "$cached" ]; then
+  say_run predict "$OUT/test.db" --model "$cached" --top-k 3 --show \
+    --overwrite --out "$OUT/test_predictions.db"
+else
+  echo
+  echo "predict: skipped, no model is in the cache ('dlp models list'; add one"
+  echo "with 'dlp models import FILE' or 'dlp models fetch MobileNetV2')."
+fi
 
 section "Done"
 echo "Files in $OUT/:"

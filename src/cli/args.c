@@ -167,6 +167,164 @@ static const cli_opt split_opts[] = {
     OPT_QUIET,
     {NULL}};
 
+/* Options of the model commands (featurize, predict, apply). */
+#define OPT_MODEL_COMMON                                                       \
+  {.name = "out",                                                              \
+   .short_name = 'o',                                                          \
+   .kind = CLI_STR,                                                            \
+   .metavar = "FILE",                                                          \
+   .required = 1,                                                              \
+   .help = "output table: .db/.sqlite, .jsonl, .csv (or .npy: the output "     \
+           "column only)"},                                                    \
+      {.name = "input-col",                                                    \
+       .kind = CLI_STR,                                                        \
+       .metavar = "C",                                                         \
+       .def = "image",                                                         \
+       .help = "the image column of IN (apply: or a vector column)"},          \
+      {.name = "output-col",                                                   \
+       .kind = CLI_STR,                                                        \
+       .metavar = "C",                                                         \
+       .help = "name of the new column [default: features / predictions / "    \
+               "output]"},                                                     \
+      {.name = "batch-size",                                                   \
+       .short_name = 'b',                                                      \
+       .kind = CLI_INT,                                                        \
+       .metavar = "N",                                                         \
+       .def = "16",                                                            \
+       .min = 1,                                                               \
+       .max = 4096,                                                            \
+       .help = "images per batch"},                                            \
+      {.name = "threads",                                                      \
+       .short_name = 'j',                                                      \
+       .kind = CLI_INT,                                                        \
+       .metavar = "N",                                                         \
+       .min = 1,                                                               \
+       .max = 4096,                                                            \
+       .help = "worker threads [default: one per CPU]"},                       \
+      {.name = "precision",                                                    \
+       .kind = CLI_STR,                                                        \
+       .metavar = "P",                                                         \
+       .def = "fp32",                                                          \
+       .help = "fp32 (exact) or bf16 (faster matrix math where the CPU has "   \
+               "it)"},                                                         \
+      {.name = "reference",                                                    \
+       .kind = CLI_FLAG,                                                       \
+       .help = "run on the plain C reference backend (slow; for checking)"},   \
+      {.name = "drop-invalid",                                                 \
+       .kind = CLI_FLAG,                                                       \
+       .help = "leave rows with unreadable images out (default: null output)"}, \
+      {.name = "model-dir",                                                    \
+       .kind = CLI_STR,                                                        \
+       .metavar = "DIR",                                                       \
+       .help = "model cache [default: $DLP_MODEL_DIR or "                      \
+               "~/.cache/dlp/models]"},                                        \
+      OPT_TABLE("SQLite table to read and to write [default: frame]"),         \
+      OPT_OVERWRITE, OPT_QUIET
+
+#define OPT_ZOO_MODEL                                                          \
+  {.name = "model",                                                            \
+   .short_name = 'm',                                                          \
+   .kind = CLI_STR,                                                            \
+   .metavar = "NAME",                                                          \
+   .help = "zoo or imported model (see 'dlp models list')"},                   \
+      {.name = "model-file",                                                   \
+       .kind = CLI_STR,                                                        \
+       .metavar = "FILE",                                                      \
+       .help = "a Keras .h5 or .onnx model file instead of --model"},          \
+      {.name = "random-weights",                                               \
+       .kind = CLI_FLAG,                                                       \
+       .help = "the zoo architecture with seeded random weights (outputs "     \
+               "mean nothing: for tests and benchmarks)"},                     \
+      {.name = "seed",                                                         \
+       .kind = CLI_U64,                                                        \
+       .metavar = "S",                                                         \
+       .def = "0",                                                             \
+       .help = "seed of --random-weights"}
+
+#define OPT_IMAGE_INPUT                                                        \
+  {.name = "input-size",                                                       \
+   .kind = CLI_STR,                                                            \
+   .metavar = "HxW",                                                           \
+   .help = "network input size [default: the model's]"},                       \
+      {.name = "preprocess",                                                   \
+       .kind = CLI_STR,                                                        \
+       .metavar = "P",                                                         \
+       .help = "tf (x/127.5-1, RGB), caffe (BGR minus ImageNet mean), torch "  \
+               "(ImageNet mean/std) or none (0..255) [default: the model's, "  \
+               "else none]"},                                                  \
+      {.name = "mean",                                                         \
+       .kind = CLI_STR,                                                        \
+       .metavar = "A,B,C",                                                     \
+       .help = "per-channel mean in 0..255 units, instead of --preprocess"},   \
+      {.name = "std",                                                          \
+       .kind = CLI_STR,                                                        \
+       .metavar = "A,B,C",                                                     \
+       .help = "per-channel std in 0..255 units, with --mean [default: "       \
+               "1,1,1]"},                                                      \
+      {.name = "channel-order",                                                \
+       .kind = CLI_STR,                                                        \
+       .metavar = "O",                                                         \
+       .help = "RGB or BGR, for --preprocess none or --mean [default: RGB]"}
+
+static const cli_opt featurize_opts[] = {
+    OPT_ZOO_MODEL,
+    {.name = "layer",
+     .kind = CLI_STR,
+     .metavar = "L",
+     .help = "the layer whose output to return [default: the pooled "
+             "penultimate layer]"},
+    OPT_IMAGE_INPUT,
+    OPT_MODEL_COMMON,
+    {NULL}};
+
+static const cli_opt predict_opts[] = {
+    OPT_ZOO_MODEL,
+    {.name = "top-k",
+     .short_name = 'k',
+     .kind = CLI_INT,
+     .metavar = "K",
+     .def = "5",
+     .min = 1,
+     .max = 100000,
+     .help = "classes per image"},
+    {.name = "show",
+     .kind = CLI_FLAG,
+     .help = "also print a table: path, top class, probability"},
+    OPT_IMAGE_INPUT,
+    OPT_MODEL_COMMON,
+    {NULL}};
+
+static const cli_opt apply_opts[] = {
+    {.name = "model-file",
+     .kind = CLI_STR,
+     .metavar = "FILE",
+     .required = 1,
+     .help = "a Keras .h5 (full model) or .onnx file"},
+    OPT_IMAGE_INPUT,
+    {.name = "output",
+     .kind = CLI_STR,
+     .metavar = "KIND",
+     .def = "vector",
+     .help = "vector (the only kind so far)"},
+    OPT_MODEL_COMMON,
+    {NULL}};
+
+static const cli_opt models_opts[] = {
+    {.name = "as",
+     .kind = CLI_STR,
+     .metavar = "NAME",
+     .help = "import: register the file under this name"},
+    {.name = "url",
+     .kind = CLI_STR,
+     .metavar = "URL",
+     .help = "fetch: download from URL instead of the canonical address"},
+    {.name = "model-dir",
+     .kind = CLI_STR,
+     .metavar = "DIR",
+     .help = "model cache [default: $DLP_MODEL_DIR or ~/.cache/dlp/models]"},
+    OPT_QUIET,
+    {NULL}};
+
 static const cli_opt no_opts[] = {{NULL}};
 
 const cli_cmd cli_commands[] = {
@@ -228,6 +386,67 @@ const cli_cmd cli_commands[] = {
      .example = "dlp split photos.db --weights 0.8,0.2 --seed 42 --out "
                 "train.db,test.db",
      .run = cli_cmd_split},
+    {.name = "featurize",
+     .summary = "add a column of CNN features for each image",
+     .usage = "IN --model NAME --out FILE [options]",
+     .description =
+         "Runs a CNN over the images of IN (a table with an image column, or\n"
+         "a folder of images) and adds a vector column with the pooled\n"
+         "penultimate layer (2048-d for InceptionV3), or --layer's output.\n"
+         "Rows whose image cannot be read get a null vector.",
+     .positional = {"IN"},
+     .npos_min = 1,
+     .npos_max = 1,
+     .opts = featurize_opts,
+     .example = "dlp featurize photos.db --model InceptionV3 --out feat.db",
+     .run = cli_cmd_featurize},
+    {.name = "predict",
+     .summary = "add the top-K ImageNet classes of each image",
+     .usage = "IN --model NAME --out FILE [options]",
+     .description =
+         "Runs a classifier over the images of IN (a table or a folder) and\n"
+         "adds a string column with a JSON array of the top K classes:\n"
+         "[{\"class\": 281, \"description\": \"tabby\", \"probability\": 0.91}, "
+         "...].",
+     .positional = {"IN"},
+     .npos_min = 1,
+     .npos_max = 1,
+     .opts = predict_opts,
+     .example = "dlp predict photos.db --model ResNet50 --top-k 3 --show "
+                "--out pred.db",
+     .run = cli_cmd_predict},
+    {.name = "apply",
+     .summary = "run any Keras/ONNX model file over images or vectors",
+     .usage = "IN --model-file FILE --out FILE [options]",
+     .description =
+         "Runs a model file on each row of IN and adds its output as a\n"
+         "vector column. The input column is an image column (resized and\n"
+         "normalised as --input-size/--preprocess say) or a vector column\n"
+         "whose size matches the model's input.",
+     .positional = {"IN"},
+     .npos_min = 1,
+     .npos_max = 1,
+     .opts = apply_opts,
+     .example = "dlp apply photos.db --model-file net.onnx --input-size "
+                "224x224 --preprocess torch --out out.db",
+     .run = cli_cmd_apply},
+    {.name = "models",
+     .summary = "list, describe, import or fetch models",
+     .usage = "list | info NAME | import FILE [--as NAME] | fetch NAME "
+              "[--url URL]",
+     .description =
+         "Manages the model cache ($DLP_MODEL_DIR, default\n"
+         "~/.cache/dlp/models): 'list' shows the zoo and imported models,\n"
+         "'info' one model's facts, 'import' copies a local file in (Keras\n"
+         "weights for a zoo architecture, or a full .h5/.onnx model under\n"
+         "--as NAME), 'fetch' downloads a zoo model's weights.",
+     .positional = {"ACTION", "ARG"},
+     .npos_min = 1,
+     .npos_max = 2,
+     .opts = models_opts,
+     .example = "dlp models import resnet50_weights_tf_dim_ordering_tf_"
+                "kernels.h5\n  dlp models info ResNet50",
+     .run = cli_cmd_models},
     {.name = "version",
      .summary = "print the versions of dlp and of the library",
      .usage = "",

@@ -177,6 +177,19 @@ int cli_cmd_convert(const cli_args *a);
 int cli_cmd_split(const cli_args *a);
 int cli_cmd_version(const cli_args *a);
 int cli_cmd_help(const cli_args *a);
+int cli_cmd_featurize(const cli_args *a);
+int cli_cmd_predict(const cli_args *a);
+int cli_cmd_apply(const cli_args *a);
+int cli_cmd_models(const cli_args *a);
+
+/* cmd_featurize.c: the steps featurize, predict and apply share (model
+ * options, input table or folder, transform, output, summary). */
+typedef enum cli_model_mode {
+  CLI_FEATURIZE = 0,
+  CLI_PREDICT = 1,
+  CLI_APPLY = 2
+} cli_model_mode;
+int cli_model_command(const cli_args *a, cli_model_mode mode);
 
 /* show_counts.c: 'dlp show --counts COLUMN' (rows per value). */
 int cli_show_counts(const cli_args *a, const dlp_frame *f, size_t limit);
