@@ -39,7 +39,10 @@ int main(int argc, char **argv) {
 }
 C
 export PKG_CONFIG_PATH="$(dirname "$pc")"
-if cc -std=c11 -Wall -Werror "$WORK/app.c" -o "$WORK/app" \
+# In the ASan/UBSan build the library is instrumented: so must the program be.
+san=()
+[ "${DLP_SANITIZED:-0}" = 1 ] && san=(-fsanitize=address,undefined)
+if cc -std=c11 -Wall -Werror "${san[@]}" "$WORK/app.c" -o "$WORK/app" \
      $(pkg-config --cflags --libs dlp) 2>"$WORK/cc.log"; then
   pass "a program builds with pkg-config --cflags --libs dlp"
 else
