@@ -6,7 +6,10 @@
  *
  * Written: one vector column as '<f4' (rows, dim), one int64 column as '<i8'
  * (rows,), one double column as '<f8' (rows,). Read: the same three, plus
- * '<f4' 1-D as a double column. */
+ * '<f4' 1-D as a double column.
+ *
+ * The same header code also reads and writes whole arrays (dlp_npy_array:
+ * '<f4', '<f8', '<i8', '|u1', 0 to 8 dimensions) for the test tools. */
 #include "frame.h"
 
 #include <ctype.h>
@@ -50,39 +53,33 @@ static int npy_pick(dlp_ctx *ctx, const dlp_frame *f, const dlp_io_opts *o,
   return DLP_OK;
 }
 
-/* Magic, version 1.0, and the header padded so data starts at a multiple
- * of 64 bytes, as numpy does. */
-static void npy_write_header(FILE *fp, const dlp_column *c, size_t rows) {
-  char dict[200];
-  const char *descr = c->type == DLP_TYPE_VECTOR  ? "<f4"
-                      : c->type == DLP_TYPE_INT64 ? "<i8"
-                                                  : "<f8";
-  if (c->type == DLP_TYPE_VECTOR)
-    snprintf(dict, sizeof dict,
-             "{'descr': '%s', 'fortran_order': False, 'shape': (%zu, %zu), }",
-             descr, rows, c->dim);
-  else
-    snprintf(dict, sizeof dict,
-             "{'descr': '%s', 'fortran_order': False, 'shape': (%zu,), }",
-             descr, rows);
-  size_t dl = strlen(dict), total = 10 + dl + 1;
+/* Room for the preamble and dict of up to DLP_NPY_MAX_DIMS dimensions. */
+#define NPY_HEADER_MAX 512
+
+/* Magic, version 1.0, and the header dict padded so data starts at a
+ * multiple of 64 bytes, as numpy does, into out (NPY_HEADER_MAX bytes).
+ * Returns the header's length. */
+static size_t npy_format_header(uint8_t *out, const char *descr, int ndim,
+                                const uint64_t *shape) {
+  char dims[DLP_NPY_MAX_DIMS * 24 + 4] = "";
+  size_t n = 0;
+  for (int i = 0; i < ndim; i++)
+    n += (size_t)snprintf(dims + n, sizeof dims - n, "%s%" PRIu64,
+                          i ? ", " : "", shape[i]);
+  if (ndim == 1) dims[n++] = ',', dims[n] = '\0'; /* (n,) as in Python */
+  char *dict = (char *)out + 10;
+  size_t dl = (size_t)snprintf(
+      dict, NPY_HEADER_MAX - 10,
+      "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, dims);
+  size_t total = 10 + dl + 1;
   size_t pad = (64 - total % 64) % 64;
   uint16_t hl = (uint16_t)(dl + pad + 1);
-  uint8_t pre[10] = {0x93,
-                     'N',
-                     'U',
-                     'M',
-                     'P',
-                     'Y',
-                     1,
-                     0,
-                     (uint8_t)(hl & 0xff),
-                     (uint8_t)(hl >> 8)};
-  fwrite(pre, 1, sizeof pre, fp);
-  fputs(dict, fp);
-  for (size_t i = 0; i < pad; i++)
-    fputc(' ', fp);
-  fputc('\n', fp);
+  memcpy(out, NPY_MAGIC "\x01\x00", 8);
+  out[8] = (uint8_t)(hl & 0xff);
+  out[9] = (uint8_t)(hl >> 8);
+  memset(dict + dl, ' ', pad);
+  dict[dl + pad] = '\n';
+  return total + pad;
 }
 
 /* Little-endian bytes of a 4- or 8-byte value, whatever the host order. */
@@ -109,7 +106,14 @@ int dlp_npy_write(dlp_ctx *ctx, const dlp_frame *f, const char *path,
   const dlp_column *c = &f->cols[col];
   dlp_io_tmp t;
   if ((rc = dlp_io_tmp_open(ctx, path, &t)) != DLP_OK) return rc;
-  npy_write_header(t.fp, c, f->nrows);
+  const char *descr = c->type == DLP_TYPE_VECTOR  ? "<f4"
+                      : c->type == DLP_TYPE_INT64 ? "<i8"
+                                                  : "<f8";
+  uint64_t shape[2] = {f->nrows, c->dim};
+  uint8_t hdr[NPY_HEADER_MAX];
+  size_t hl =
+      npy_format_header(hdr, descr, c->type == DLP_TYPE_VECTOR ? 2 : 1, shape);
+  fwrite(hdr, 1, hl, t.fp);
   for (size_t r = 0; r < f->nrows; r++) {
     if (c->type == DLP_TYPE_VECTOR)
       for (size_t k = 0; k < c->dim; k++)
@@ -126,8 +130,9 @@ int dlp_npy_write(dlp_ctx *ctx, const dlp_frame *f, const char *path,
 typedef struct npy_header {
   char descr[16];
   int fortran; /* -1 until seen */
-  size_t shape[2];
-  int ndim; /* -1 until seen */
+  size_t shape[DLP_NPY_MAX_DIMS];
+  int ndim;     /* -1 until seen */
+  int max_ndim; /* a longer shape is malformed */
 } npy_header;
 
 /* A cursor over the header text [p, end). */
@@ -171,14 +176,15 @@ static int npy_word(npy_cur *c, const char *w) {
   return 1;
 }
 
-/* A tuple of up to two non-negative integers: (), (n,), (n, m). */
+/* A tuple of up to h->max_ndim non-negative integers: (), (n,), (n, m). */
 static int npy_shape(npy_cur *c, npy_header *h) {
   if (!npy_eat(c, '(')) return 0;
   h->ndim = 0;
   for (;;) {
     if (npy_eat(c, ')')) return 1;
     npy_ws(c);
-    if (h->ndim == 2 || c->p >= c->end || !isdigit((unsigned char)*c->p))
+    if (h->ndim == h->max_ndim || c->p >= c->end ||
+        !isdigit((unsigned char)*c->p))
       return 0;
     size_t v = 0;
     while (c->p < c->end && isdigit((unsigned char)*c->p)) {
@@ -191,9 +197,11 @@ static int npy_shape(npy_cur *c, npy_header *h) {
   }
 }
 
-/* Parses "{'descr': ..., 'fortran_order': ..., 'shape': (...), }". */
-static int npy_parse_dict(npy_cur *c, npy_header *h) {
+/* Parses "{'descr': ..., 'fortran_order': ..., 'shape': (...), }" with at
+ * most max_ndim dimensions. */
+static int npy_parse_dict(npy_cur *c, int max_ndim, npy_header *h) {
   h->fortran = h->ndim = -1;
+  h->max_ndim = max_ndim;
   h->descr[0] = '\0';
   if (!npy_eat(c, '{')) return 0;
   while (!npy_eat(c, '}')) {
@@ -220,67 +228,93 @@ static int npy_parse_dict(npy_cur *c, npy_header *h) {
 }
 
 /* Locates the header text and the data in the file. */
-static int npy_split(dlp_ctx *ctx, const char *path, const uint8_t *b,
-                     size_t len, npy_cur *hdr, size_t *data_at) {
+static int npy_split(dlp_err *e, const char *path, const uint8_t *b, size_t len,
+                     npy_cur *hdr, size_t *data_at) {
   if (len < 10 || memcmp(b, NPY_MAGIC, 6) != 0)
-    return dlp_fail(ctx, DLP_ERR_FORMAT, "%s: not a .npy file (bad magic)",
-                    path);
+    return dlp_err_set(e, DLP_ERR_FORMAT, "%s: not a .npy file (bad magic)",
+                       path);
   size_t hl, at;
   if (b[6] == 1) {
     hl = (size_t)b[8] | (size_t)b[9] << 8;
     at = 10;
   } else if (b[6] == 2 || b[6] == 3) {
     if (len < 12)
-      return dlp_fail(ctx, DLP_ERR_CORRUPT, "%s: truncated header", path);
+      return dlp_err_set(e, DLP_ERR_CORRUPT, "%s: truncated header", path);
     hl = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 |
          (size_t)b[11] << 24;
     at = 12;
   } else {
-    return dlp_fail(ctx, DLP_ERR_UNSUPPORTED, "%s: .npy version %d.%d", path,
-                    b[6], b[7]);
+    return dlp_err_set(e, DLP_ERR_UNSUPPORTED, "%s: .npy version %d.%d", path,
+                       b[6], b[7]);
   }
   if (hl > len - at)
-    return dlp_fail(ctx, DLP_ERR_CORRUPT,
-                    "%s: header of %zu bytes runs past the end of the file",
-                    path, hl);
+    return dlp_err_set(e, DLP_ERR_CORRUPT,
+                       "%s: header of %zu bytes runs past the end of the file",
+                       path, hl);
   hdr->p = (const char *)b + at;
   hdr->end = hdr->p + hl;
   *data_at = at + hl;
   return DLP_OK;
 }
 
-/* Checks dtype and size; gives the frame column type and item size. */
-static int npy_check(dlp_ctx *ctx, const char *path, const npy_header *h,
+/* Reads path (within max_bytes) and parses its header: *b (the caller
+ * frees it, also on failure) holds the whole file, the data starts at *at. */
+static int npy_open(dlp_err *e, const char *path, uint64_t max_bytes,
+                    int max_ndim, uint8_t **b, size_t *len, npy_header *h,
+                    size_t *at) {
+  dlp_err re = {0};
+  npy_cur hc;
+  if (dlp_read_file(&re, path, max_bytes, b, len) != DLP_OK)
+    return dlp_err_set(e, re.code, "%s: %s", path, re.msg);
+  int rc = npy_split(e, path, *b, *len, &hc, at);
+  if (rc == DLP_OK && !npy_parse_dict(&hc, max_ndim, h))
+    rc = dlp_err_set(e, DLP_ERR_CORRUPT, "%s: malformed .npy header", path);
+  return rc;
+}
+
+/* Checks that the shape times item bytes is exactly the avail data bytes. */
+static int npy_check_size(dlp_err *e, const char *path, const npy_header *h,
+                          size_t item, size_t avail) {
+  size_t need = 1;
+  bool over = false, empty = false;
+  for (int i = 0; i < h->ndim; i++) {
+    over = !dlp_mul_size(need, h->shape[i], &need) || over;
+    empty = empty || h->shape[i] == 0;
+  }
+  if (empty) need = 0, over = false; /* a zero dimension: no data at all */
+  if (over || !dlp_mul_size(need, item, &need))
+    return dlp_err_set(e, DLP_ERR_CORRUPT,
+                       "%s: the header declares a shape too large for "
+                       "memory (the file holds %zu data bytes)",
+                       path, avail);
+  if (need != avail)
+    return dlp_err_set(e, DLP_ERR_CORRUPT,
+                       "%s: the header declares %zu data bytes but the file "
+                       "holds %zu",
+                       path, need, avail);
+  return DLP_OK;
+}
+
+/* Checks dtype and size for a frame; gives the column type and item size. */
+static int npy_check(dlp_err *e, const char *path, const npy_header *h,
                      size_t avail, dlp_type *type, size_t *item) {
   int f4 = strcmp(h->descr, "<f4") == 0;
   int i8 = strcmp(h->descr, "<i8") == 0, f8 = strcmp(h->descr, "<f8") == 0;
   if (h->fortran)
-    return dlp_fail(ctx, DLP_ERR_UNSUPPORTED,
-                    "%s: fortran_order arrays are not supported", path);
+    return dlp_err_set(e, DLP_ERR_UNSUPPORTED,
+                       "%s: fortran_order arrays are not supported", path);
   if (!(f4 || i8 || f8) || (h->ndim == 2 && !f4) || h->ndim == 0)
-    return dlp_fail(ctx, DLP_ERR_UNSUPPORTED,
-                    "%s: dtype '%s' with %d dimensions is not supported "
-                    "(want '<f4' 2-D, or '<i8' / '<f8' / '<f4' 1-D)",
-                    path, h->descr, h->ndim);
+    return dlp_err_set(e, DLP_ERR_UNSUPPORTED,
+                       "%s: dtype '%s' with %d dimensions is not supported "
+                       "(want '<f4' 2-D, or '<i8' / '<f8' / '<f4' 1-D)",
+                       path, h->descr, h->ndim);
   if (h->ndim == 2 && h->shape[1] == 0)
-    return dlp_fail(ctx, DLP_ERR_UNSUPPORTED, "%s: zero-width rows", path);
+    return dlp_err_set(e, DLP_ERR_UNSUPPORTED, "%s: zero-width rows", path);
   *type = h->ndim == 2 ? DLP_TYPE_VECTOR
           : i8         ? DLP_TYPE_INT64
                        : DLP_TYPE_DOUBLE;
   *item = f4 ? 4 : 8;
-  size_t need;
-  if (!dlp_mul_size(h->shape[0], h->ndim == 2 ? h->shape[1] : 1, &need) ||
-      !dlp_mul_size(need, *item, &need))
-    return dlp_fail(ctx, DLP_ERR_CORRUPT,
-                    "%s: the header declares a shape too large for memory "
-                    "(the file holds %zu data bytes)",
-                    path, avail);
-  if (need != avail)
-    return dlp_fail(ctx, DLP_ERR_CORRUPT,
-                    "%s: the header declares %zu data bytes but the file "
-                    "holds %zu",
-                    path, need, avail);
-  return DLP_OK;
+  return npy_check_size(e, path, h, *item, avail);
 }
 
 static uint64_t get_le(const uint8_t *p, size_t n) {
@@ -325,20 +359,148 @@ static int npy_fill(dlp_ctx *ctx, const npy_header *h, dlp_type type,
 
 int dlp_npy_read(dlp_ctx *ctx, const char *path, const dlp_io_opts *o,
                  dlp_frame **out) {
-  uint8_t *b;
-  size_t len, at = 0, item = 0;
-  int rc = dlp_io_slurp(ctx, path, &b, &len);
-  if (rc != DLP_OK) return rc;
-  npy_cur hc;
+  uint8_t *b = NULL;
+  size_t len = 0, at = 0, item = 0;
   npy_header h;
   dlp_type type = DLP_TYPE_VECTOR;
-  rc = npy_split(ctx, path, b, len, &hc, &at);
-  if (rc == DLP_OK && !npy_parse_dict(&hc, &h))
-    rc = dlp_fail(ctx, DLP_ERR_CORRUPT, "%s: malformed .npy header", path);
-  if (rc == DLP_OK) rc = npy_check(ctx, path, &h, len - at, &type, &item);
+  dlp_err e = {0};
+  int rc =
+      npy_open(&e, path, dlp_ctx_max_file_bytes(ctx), 2, &b, &len, &h, &at);
+  if (rc == DLP_OK) rc = npy_check(&e, path, &h, len - at, &type, &item);
+  if (rc != DLP_OK) rc = dlp_fail_from(ctx, &e);
   if (rc == DLP_OK)
     rc = npy_fill(ctx, &h, type, item, b + at,
                   o->column ? o->column : "features", out);
   free(b);
   return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Whole arrays
+ * ------------------------------------------------------------------------ */
+
+/* The dtypes of dlp_npy_array, as numpy names them in 'descr'. */
+static const struct {
+  char dtype;
+  size_t item;
+  const char *descr;
+} npy_dtypes[] = {{'f', 4, "<f4"},
+                  {'d', 8, "<f8"},
+                  {'q', 8, "<i8"},
+                  {'B', 1, "|u1"},
+                  {'B', 1, "<u1"}};
+#define NPY_NDTYPES (sizeof npy_dtypes / sizeof npy_dtypes[0])
+
+/* Turns n bytes of item-byte little-endian values into host order, in
+ * place (the same swap turns host order into little-endian). */
+static void npy_le_to_host(uint8_t *p, size_t n, size_t item) {
+  const uint16_t one = 1;
+  if (item == 1 || *(const uint8_t *)&one == 1) return;
+  for (size_t i = 0; i + item <= n; i += item)
+    for (size_t a = i, z = i + item - 1; a < z; a++, z--) {
+      uint8_t t = p[a];
+      p[a] = p[z];
+      p[z] = t;
+    }
+}
+
+/* Checks order, dtype and size; fills everything of out but data, and
+ * *item. */
+static int npy_check_array(dlp_err *e, const char *path, const npy_header *h,
+                           size_t avail, dlp_npy_array *out, size_t *item) {
+  if (h->fortran)
+    return dlp_err_set(e, DLP_ERR_UNSUPPORTED,
+                       "%s: fortran_order arrays are not supported (only "
+                       "C-order arrays are read)",
+                       path);
+  if (h->descr[0] == '>')
+    return dlp_err_set(e, DLP_ERR_UNSUPPORTED,
+                       "%s: dtype '%s' is big-endian; only little-endian "
+                       "arrays are read",
+                       path, h->descr);
+  size_t k = 0;
+  while (k < NPY_NDTYPES && strcmp(h->descr, npy_dtypes[k].descr) != 0)
+    k++;
+  if (k == NPY_NDTYPES)
+    return dlp_err_set(e, DLP_ERR_UNSUPPORTED,
+                       "%s: dtype '%s' is not supported (want '<f4', '<f8', "
+                       "'<i8' or '|u1')",
+                       path, h->descr);
+  for (int i = 0; i < h->ndim; i++)
+    if ((uint64_t)h->shape[i] > (uint64_t)INT64_MAX)
+      return dlp_err_set(e, DLP_ERR_CORRUPT,
+                         "%s: dimension %d of the shape is too large", path, i);
+  int rc = npy_check_size(e, path, h, npy_dtypes[k].item, avail);
+  if (rc != DLP_OK) return rc;
+  out->dtype = npy_dtypes[k].dtype;
+  out->ndim = h->ndim;
+  for (int i = 0; i < h->ndim; i++)
+    out->dims[i] = (int64_t)h->shape[i];
+  out->nbytes = avail;
+  *item = npy_dtypes[k].item;
+  return DLP_OK;
+}
+
+int dlp_npy_load_array(dlp_err *e, const char *path, uint64_t max_bytes,
+                       dlp_npy_array *out) {
+  memset(out, 0, sizeof *out);
+  uint8_t *b = NULL;
+  size_t len = 0, at = 0, item = 0;
+  npy_header h;
+  int rc = npy_open(e, path, max_bytes, DLP_NPY_MAX_DIMS, &b, &len, &h, &at);
+  if (rc == DLP_OK) rc = npy_check_array(e, path, &h, len - at, out, &item);
+  if (rc != DLP_OK) {
+    free(b);
+    memset(out, 0, sizeof *out);
+    return rc;
+  }
+  /* The data moves to the front of the file's buffer, which then shrinks:
+   * no second copy of a large array. */
+  memmove(b, b + at, out->nbytes);
+  npy_le_to_host(b, out->nbytes, item);
+  uint8_t *d = realloc(b, out->nbytes ? out->nbytes : 1);
+  out->data = d ? d : b;
+  return DLP_OK;
+}
+
+int dlp_npy_save_array(dlp_err *e, const char *path, const dlp_npy_array *a) {
+  size_t k = 0, need;
+  while (k < NPY_NDTYPES && npy_dtypes[k].dtype != a->dtype)
+    k++;
+  if (k == NPY_NDTYPES)
+    return dlp_err_set(e, DLP_ERR_ARG, "%s: unknown dtype '%c'", path,
+                       a->dtype);
+  if (a->ndim < 0 || a->ndim > DLP_NPY_MAX_DIMS)
+    return dlp_err_set(e, DLP_ERR_ARG, "%s: %d dimensions (at most %d)", path,
+                       a->ndim, DLP_NPY_MAX_DIMS);
+  need = npy_dtypes[k].item;
+  uint64_t shape[DLP_NPY_MAX_DIMS];
+  for (int i = 0; i < a->ndim; i++) {
+    if (a->dims[i] < 0 || !dlp_mul_size(need, (size_t)a->dims[i], &need))
+      return dlp_err_set(e, DLP_ERR_ARG, "%s: bad dimension %" PRId64, path,
+                         a->dims[i]);
+    shape[i] = (uint64_t)a->dims[i];
+  }
+  if (need != a->nbytes || (need && !a->data))
+    return dlp_err_set(e, DLP_ERR_ARG,
+                       "%s: the shape needs %zu data bytes, the array has %zu",
+                       path, need, a->data ? a->nbytes : 0);
+  uint8_t hdr[NPY_HEADER_MAX];
+  size_t hl = npy_format_header(hdr, npy_dtypes[k].descr, a->ndim, shape);
+  uint8_t *buf = hl + need >= hl ? malloc(hl + need) : NULL;
+  if (!buf)
+    return dlp_err_set(e, DLP_ERR_NOMEM, "%s: no memory for %zu bytes", path,
+                       need);
+  memcpy(buf, hdr, hl);
+  if (need) memcpy(buf + hl, a->data, need);
+  npy_le_to_host(buf + hl, need, npy_dtypes[k].item);
+  int rc = dlp_write_file_atomic(e, path, buf, hl + need);
+  free(buf);
+  return rc;
+}
+
+void dlp_npy_array_free(dlp_npy_array *a) {
+  if (!a) return;
+  free(a->data);
+  memset(a, 0, sizeof *a);
 }

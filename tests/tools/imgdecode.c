@@ -8,33 +8,19 @@
  * Exit 0 on success; on error prints "error: <code name>: <msg>" and exits 1.
  */
 #include "dlp.h"
+#include "frame/frame.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int write_npy(const char *path, const dlp_image *img) {
-  char hdr[128];
-  int n = snprintf(hdr, sizeof hdr,
-                   "{'descr': '|u1', 'fortran_order': False, 'shape': (%d, "
-                   "%d, %d), }",
-                   (int)img->height, (int)img->width, (int)img->n_channels);
-  /* Header padded with spaces to a multiple of 64 bytes, ending in '\n'. */
-  int total = 10 + n + 1;
-  int pad = (64 - total % 64) % 64;
-  FILE *f = fopen(path, "wb");
-  if (!f) return 1;
-  unsigned hl = (unsigned)(n + pad + 1);
-  fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-  fputc((int)(hl & 0xff), f);
-  fputc((int)(hl >> 8), f);
-  fwrite(hdr, 1, (size_t)n, f);
-  for (int i = 0; i < pad; i++)
-    fputc(' ', f);
-  fputc('\n', f);
-  size_t sz = (size_t)img->height * img->width * img->n_channels;
-  int bad = fwrite(img->data, 1, sz, f) != sz;
-  return fclose(f) != 0 || bad;
+  dlp_npy_array a = {.dtype = 'B',
+                     .ndim = 3,
+                     .dims = {img->height, img->width, img->n_channels},
+                     .data = img->data};
+  a.nbytes = (size_t)img->height * img->width * img->n_channels;
+  return dlp_npy_save_array(NULL, path, &a) != DLP_OK;
 }
 
 static int fail(dlp_ctx *ctx, int rc) {

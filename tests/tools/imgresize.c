@@ -11,10 +11,11 @@
  * With --tensor: dlp_image_to_tensor, output float32 (H, W, 3) or (3, H, W);
  * --direct uses dlp_image_file_to_tensor on the file (reduced-scale decode).
  * --repeat N runs the work N times and prints the mean seconds to stderr.
- * The .npy reader/writer is minimal: uint8 C-order arrays of 2 or 3 dims in,
- * uint8 / float32 out.
+ * .npy files go through the library's reader/writer: uint8 C-order arrays
+ * of 2 or 3 dims in, uint8 / float32 out.
  */
 #include "dlp.h"
+#include "frame/frame.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,86 +27,31 @@ static int fail(const char *msg, const char *arg) {
   return 1;
 }
 
-/* Parses "(H, W)" or "(H, W, C)" after 'shape': in a .npy header. */
-static int npy_shape(const char *hdr, long dims[3], int *nd) {
-  const char *s = strstr(hdr, "'shape':");
-  if (!s || !(s = strchr(s, '('))) return -1;
-  s++;
-  *nd = 0;
-  while (*nd < 3) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s) break;
-    dims[(*nd)++] = v;
-    s = end;
-    while (*s == ' ' || *s == ',')
-      s++;
-  }
-  return (*nd == 2 || *nd == 3) && *s == ')' ? 0 : -1;
-}
-
+/* A uint8 (H, W) or (H, W, C) .npy as an image; NULL when it is not one. */
 static dlp_image *npy_read_u8(dlp_ctx *ctx, const char *path) {
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return NULL;
-  unsigned char pre[12];
+  dlp_npy_array a;
   dlp_image *img = NULL;
-  if (fread(pre, 1, 10, fp) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) goto out;
-  size_t hl = pre[8] | (size_t)pre[9] << 8;
-  if (pre[6] >= 2) { /* version 2+: 4-byte header length */
-    if (fread(pre + 10, 1, 2, fp) != 2) goto out;
-    hl = pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 |
-         (size_t)pre[11] << 24;
-  }
-  if (hl > 65536) goto out;
-  char *hdr = calloc(hl + 1, 1);
-  if (!hdr || fread(hdr, 1, hl, fp) != hl) {
-    free(hdr);
-    goto out;
-  }
-  long d[3] = {0, 0, 1};
-  int nd = 0;
-  int ok = strstr(hdr, "u1'") && strstr(hdr, "'fortran_order': False") &&
-           npy_shape(hdr, d, &nd) == 0;
-  free(hdr);
-  if (!ok || d[0] <= 0 || d[1] <= 0 || d[0] > 1 << 20 || d[1] > 1 << 20)
-    goto out;
-  if (nd == 2) d[2] = 1;
-  if (dlp_image_new(ctx, (int32_t)d[1], (int32_t)d[0], (int32_t)d[2], &img) !=
-      DLP_OK)
-    goto out;
-  size_t n = (size_t)d[0] * (size_t)d[1] * (size_t)d[2];
-  if (fread(img->data, 1, n, fp) != n) {
-    dlp_image_free(img);
-    img = NULL;
-  }
-out:
-  fclose(fp);
+  if (dlp_npy_load_array(NULL, path, (uint64_t)1 << 34, &a) != DLP_OK)
+    return NULL;
+  const int64_t *d = a.dims;
+  int64_t c = a.ndim == 3 ? d[2] : 1;
+  int ok = a.dtype == 'B' && (a.ndim == 2 || a.ndim == 3) && d[0] > 0 &&
+           d[1] > 0 && d[0] <= 1 << 20 && d[1] <= 1 << 20 && c <= INT32_MAX;
+  if (ok && dlp_image_new(ctx, (int32_t)d[1], (int32_t)d[0], (int32_t)c,
+                          &img) == DLP_OK)
+    memcpy(img->data, a.data, a.nbytes);
+  dlp_npy_array_free(&a);
   return img;
 }
 
-static int npy_write(const char *path, const char *descr, const long *dims,
-                     int nd, const void *data, size_t bytes) {
-  char hdr[256], shape[96];
-  if (nd == 3)
-    snprintf(shape, sizeof shape, "(%ld, %ld, %ld)", dims[0], dims[1], dims[2]);
-  else
-    snprintf(shape, sizeof shape, "(%ld, %ld)", dims[0], dims[1]);
-  int n = snprintf(hdr, sizeof hdr,
-                   "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
-                   descr, shape);
-  int total = 10 + n + 1, pad = (64 - total % 64) % 64;
-  FILE *fp = fopen(path, "wb");
-  if (!fp) return -1;
-  unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
-  pre[8] = (unsigned char)((n + pad + 1) & 0xff);
-  pre[9] = (unsigned char)((n + pad + 1) >> 8);
-  fwrite(pre, 1, 10, fp);
-  fwrite(hdr, 1, (size_t)n, fp);
-  for (int i = 0; i < pad; i++)
-    fputc(' ', fp);
-  fputc('\n', fp);
-  size_t w = fwrite(data, 1, bytes, fp);
-  return (fclose(fp) == 0 && w == bytes) ? 0 : -1;
+static int npy_write(const char *path, char dtype, const long *dims,
+                     const void *data, size_t bytes) {
+  dlp_npy_array a = {.dtype = dtype,
+                     .ndim = 3,
+                     .dims = {dims[0], dims[1], dims[2]},
+                     .data = (void *)data,
+                     .nbytes = bytes};
+  return dlp_npy_save_array(NULL, path, &a) == DLP_OK ? 0 : -1;
 }
 
 static int parse3(const char *s, float v[3]) {
@@ -208,7 +154,7 @@ static int run_tensor(dlp_ctx *ctx, const args *a, const dlp_image *img,
     fprintf(stderr, "seconds per call: %.6f\n", (now_s() - t0) / a->repeat);
   long dims[3] = {a->h, a->w, 3};
   if (a->nchw) dims[0] = 3, dims[1] = a->h, dims[2] = a->w;
-  int rc = npy_write(a->out, "<f4", dims, 3, out, n * sizeof *out);
+  int rc = npy_write(a->out, 'f', dims, out, n * sizeof *out);
   free(out);
   return rc ? fail("cannot write", a->out) : 0;
 }
@@ -232,7 +178,7 @@ static int run_resize(dlp_ctx *ctx, const args *a, const dlp_image *img,
   if (a->repeat > 1)
     fprintf(stderr, "seconds per call: %.6f\n", (now_s() - t0) / a->repeat);
   long dims[3] = {res->height, res->width, res->n_channels};
-  int rc = npy_write(a->out, "|u1", dims, 3, res->data,
+  int rc = npy_write(a->out, 'B', dims, res->data,
                      (size_t)res->height * res->width * res->n_channels);
   dlp_image_free(res);
   dlp_image_free(cropped);

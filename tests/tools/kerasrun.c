@@ -8,9 +8,10 @@
  *
  * IN is NHWC like Keras (transposed to NCHW here) or 2-D; OUT is written
  * NHWC when 4-D. --weights loads a weights-only file into the loaded
- * model's consts (nn_keras_load_weights) before running. The .npy
- * reader/writer is minimal by design: little-endian float32, C order.
+ * model's consts (nn_keras_load_weights) before running. .npy files go
+ * through the library's reader/writer; only float32 input is taken.
  * Exit status 0 on success, 1 with "kerasrun: message" on stderr. */
+#include "frame/frame.h"
 #include "keras.h"
 
 #include <stdio.h>
@@ -22,66 +23,13 @@ static int die(const char *msg) {
   return 1;
 }
 
-static int npy_read(const char *path, int *nd, int64_t *dims, float **data) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return -1;
-  unsigned char h[10];
-  char hdr[4096];
-  int rc = -1;
-  if (fread(h, 1, 10, f) != 10 || memcmp(h, "\x93NUMPY", 6) != 0) goto out;
-  size_t hl = h[8] | (h[9] << 8);
-  if (h[6] != 1 || hl >= sizeof hdr || fread(hdr, 1, hl, f) != hl) goto out;
-  hdr[hl] = '\0';
-  if (!strstr(hdr, "'<f4'") || strstr(hdr, "'fortran_order': True")) goto out;
-  const char *s = strstr(hdr, "'shape':");
-  if (!s || !(s = strchr(s, '('))) goto out;
-  s++;
-  *nd = 0;
-  int64_t n = 1;
-  for (;;) {
-    while (*s == ' ' || *s == ',')
-      s++;
-    if (*s == ')') break;
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || v < 0 || *nd >= NN_MAX_DIMS) goto out;
-    dims[(*nd)++] = v;
-    n *= v;
-    s = end;
-  }
-  *data = malloc((size_t)n * sizeof(float) + 1);
-  if (*data && fread(*data, sizeof(float), (size_t)n, f) == (size_t)n) rc = 0;
-out:
-  fclose(f);
-  return rc;
-}
-
-static int npy_write(const char *path, int nd, const int64_t *dims,
-                     const float *data) {
-  char hdr[256], shape[160] = "";
-  int64_t n = 1;
-  for (int i = 0; i < nd; i++) {
-    snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%lld%s",
-             (long long)dims[i], nd == 1 ? "," : (i + 1 < nd ? ", " : ""));
-    n *= dims[i];
-  }
-  int len = snprintf(
-      hdr, sizeof hdr,
-      "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", shape);
-  int total = 10 + len + 1;
-  int pad = (64 - total % 64) % 64;
-  FILE *f = fopen(path, "wb");
-  if (!f) return -1;
-  unsigned short hl = (unsigned short)(len + pad + 1);
-  fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-  fputc(hl & 0xff, f);
-  fputc(hl >> 8, f);
-  fwrite(hdr, 1, (size_t)len, f);
-  for (int i = 0; i < pad; i++)
-    fputc(' ', f);
-  fputc('\n', f);
-  size_t w = fwrite(data, sizeof(float), (size_t)n, f);
-  return fclose(f) == 0 && w == (size_t)n ? 0 : -1;
+/* Reads a float32 .npy of at most NN_MAX_DIMS dims into a (data owned). */
+static int npy_read(const char *path, dlp_npy_array *a) {
+  dlp_err e = {0};
+  if (dlp_npy_load_array(&e, path, (uint64_t)1 << 34, a) != DLP_OK) return -1;
+  if (a->dtype == 'f' && a->ndim <= NN_MAX_DIMS) return 0;
+  dlp_npy_array_free(a);
+  return -1;
 }
 
 /* (N, A, B, C) -> (N, B, C, A) when to_last, else the inverse. */
@@ -141,12 +89,14 @@ int main(int argc, char **argv) {
     die(e.msg);
     goto done;
   }
-  int nd;
-  int64_t dims[NN_MAX_DIMS];
-  if (npy_read(pos[1], &nd, dims, &in) != 0) {
+  dlp_npy_array ia;
+  if (npy_read(pos[1], &ia) != 0) {
     die("cannot read the input .npy (float32, C order)");
     goto done;
   }
+  int nd = ia.ndim;
+  const int64_t *dims = ia.dims;
+  in = ia.data;
   int64_t numel = 1;
   for (int i = 0; i < nd; i++)
     numel *= dims[i];
@@ -182,7 +132,12 @@ int main(int argc, char **argv) {
     od[1] = os.dims[2], od[2] = os.dims[3], od[3] = os.dims[1];
     res = o2;
   }
-  if (npy_write(pos[2], os.ndim, od, res) != 0) {
+  dlp_npy_array oa = {.dtype = 'f',
+                      .ndim = os.ndim,
+                      .data = (void *)res,
+                      .nbytes = (size_t)on * sizeof(float)};
+  memcpy(oa.dims, od, sizeof od);
+  if (dlp_npy_save_array(&e, pos[2], &oa) != DLP_OK) {
     die("cannot write the output .npy");
     goto done;
   }

@@ -21,87 +21,42 @@
  * c, concat, avgpool, res, add, add_relu, pool, dw, dw_relu, gap, dropout,
  * fc, softmax. --cut NAME makes that value the output.
  *
- * The .npy reader/writer is minimal by design: little-endian float32, C
- * order; anything else is refused. Exit status 0, or 1 with a message. */
+ * .npy files go through the library's reader/writer; only float32 arrays
+ * are taken. Exit status 0, or 1 with a message. */
+#include "frame/frame.h"
 #include "graph.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Reads a float32 .npy: *data (malloc'd) and its shape. */
 static int npy_load(dlp_err *e, const char *path, nn_shape *s, float **data) {
-  uint8_t *buf = NULL;
-  size_t len = 0;
+  dlp_npy_array a;
   *data = NULL;
-  dlp_err re = {0};
-  int rc = dlp_read_file(&re, path, (uint64_t)1 << 32, &buf, &len);
-  if (rc != DLP_OK) return dlp_err_set(e, rc, "%s: %s", path, re.msg);
-  size_t hl = 0, off = 0;
-  if (len >= 12 && memcmp(buf, "\x93NUMPY", 6) == 0) {
-    off = buf[6] == 1 ? 10 : 12;
-    hl = buf[6] == 1 ? (buf[8] | (size_t)buf[9] << 8)
-                     : (buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
-                        (size_t)buf[11] << 24);
+  int rc = dlp_npy_load_array(e, path, (uint64_t)1 << 32, &a);
+  if (rc != DLP_OK) return rc;
+  if (a.dtype != 'f')
+    rc = dlp_err_set(e, DLP_ERR_UNSUPPORTED, "%s: not a C-order <f4 array",
+                     path);
+  else if (a.ndim > NN_MAX_DIMS)
+    rc = dlp_err_set(e, DLP_ERR_CORRUPT, "%s: bad shape or size", path);
+  if (rc != DLP_OK) {
+    dlp_npy_array_free(&a);
+    return rc;
   }
-  char hdr[1024] = "";
-  if (!off || hl >= sizeof hdr || off + hl > len) {
-    free(buf);
-    return dlp_err_set(e, DLP_ERR_FORMAT, "%s: not a .npy file", path);
-  }
-  memcpy(hdr, buf + off, hl);
-  const char *p = strstr(hdr, "'shape': (");
-  if (!strstr(hdr, "'descr': '<f4'") ||
-      !strstr(hdr, "'fortran_order': False") || !p) {
-    free(buf);
-    return dlp_err_set(e, DLP_ERR_UNSUPPORTED, "%s: not a C-order <f4 array",
-                       path);
-  }
-  p += 10;
-  s->ndim = 0;
-  while (*p && *p != ')' && s->ndim < NN_MAX_DIMS) {
-    char *end;
-    s->dims[s->ndim++] = strtoll(p, &end, 10);
-    p = end;
-    while (*p == ',' || *p == ' ')
-      p++;
-  }
-  int64_t n = nn_shape_numel(s->ndim, s->dims);
-  if (n < 0 || len - off - hl != (size_t)n * sizeof(float)) {
-    free(buf);
-    return dlp_err_set(e, DLP_ERR_CORRUPT, "%s: bad shape or size", path);
-  }
-  *data = malloc((size_t)(n ? n : 1) * sizeof(float));
-  if (*data) memcpy(*data, buf + off + hl, (size_t)n * sizeof(float));
-  free(buf);
-  return *data ? DLP_OK : dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
+  s->ndim = a.ndim;
+  memcpy(s->dims, a.dims, sizeof s->dims);
+  *data = a.data;
+  return DLP_OK;
 }
 
 static int npy_save(dlp_err *e, const char *path, const nn_shape *s,
                     const float *data) {
-  char shape[200] = "", hdr[300];
-  for (int i = 0; i < s->ndim; i++) {
-    size_t u = strlen(shape);
-    snprintf(shape + u, sizeof shape - u, "%lld,%s", (long long)s->dims[i],
-             i + 1 < s->ndim ? " " : "");
-  }
-  int n = snprintf(hdr, sizeof hdr,
-                   "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }",
-                   shape);
-  int pad = (64 - (10 + n + 1) % 64) % 64;
-  size_t bytes = (size_t)nn_shape_numel(s->ndim, s->dims) * sizeof(float);
-  size_t total = 11 + (size_t)n + (size_t)pad + bytes;
-  uint8_t *buf = malloc(total);
-  if (!buf) return dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
-  memcpy(buf, "\x93NUMPY\x01\x00", 8);
-  buf[8] = (uint8_t)((n + pad + 1) & 0xff);
-  buf[9] = (uint8_t)((n + pad + 1) >> 8);
-  memcpy(buf + 10, hdr, (size_t)n);
-  memset(buf + 10 + n, ' ', (size_t)pad);
-  buf[10 + n + pad] = '\n';
-  memcpy(buf + 11 + n + pad, data, bytes);
-  int rc = dlp_write_file_atomic(e, path, buf, total);
-  free(buf);
-  return rc;
+  dlp_npy_array a = {.dtype = 'f', .ndim = s->ndim, .data = (void *)data};
+  memcpy(a.dims, s->dims, sizeof s->dims);
+  a.nbytes = (size_t)nn_shape_numel(s->ndim, s->dims) * sizeof(float);
+  return dlp_npy_save_array(e, path, &a);
 }
 
 typedef struct builder {

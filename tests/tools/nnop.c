@@ -18,9 +18,10 @@
  *   nnop reshape --shape D,D,... X OUT
  *   nnop gap|gmp X OUT                     (global average / max pool)
  *
- * The .npy reader/writer is minimal by design: little-endian float32
- * ('<f4'), C order, rank 0..6; anything else is refused with a message.
+ * .npy files go through the library's reader/writer; only float32 ('<f4')
+ * arrays of rank 0..6 are taken, anything else is refused with a message.
  * Exit status 0 on success, 1 with "nnop: message" on stderr otherwise. */
+#include "frame/frame.h"
 #include "nn.h"
 
 #include <stdio.h>
@@ -46,97 +47,27 @@ static int die(const char *msg) {
  * .npy
  * ------------------------------------------------------------------------ */
 
-/* Parses the shape tuple of a .npy header dict into dims. */
-static int npy_shape(const char *hdr, int *nd, int64_t *dims) {
-  const char *s = strstr(hdr, "'shape':");
-  if (!s || !(s = strchr(s, '('))) return -1;
-  s++;
-  *nd = 0;
-  for (;;) {
-    while (*s == ' ' || *s == ',')
-      s++;
-    if (*s == ')') return 0;
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || *nd == NN_MAX_DIMS || v < 0) return -1;
-    dims[(*nd)++] = v;
-    s = end;
-  }
-}
-
+/* Reads a float32 .npy of rank <= NN_MAX_DIMS into a new tensor. */
 static int npy_load(dlp_err *e, const char *path, nn_tensor **out) {
-  uint8_t *buf;
-  size_t len;
+  dlp_npy_array a;
   *out = NULL;
-  dlp_err re = {0};
-  int rc = dlp_read_file(&re, path, (uint64_t)1 << 33, &buf, &len);
-  if (rc != DLP_OK) return dlp_err_set(e, rc, "%s: %s", path, re.msg);
-  size_t hl = 0, off = 0;
-  if (len >= 10 && memcmp(buf, "\x93NUMPY", 6) == 0) {
-    hl = buf[6] == 1
-             ? (buf[8] | (size_t)buf[9] << 8)
-             : (len >= 12 ? (buf[8] | (size_t)buf[9] << 8 |
-                             (size_t)buf[10] << 16 | (size_t)buf[11] << 24)
-                          : (size_t)-1);
-    off = buf[6] == 1 ? 10 : 12;
-  }
-  char hdr[4096] = "";
-  int nd = 0;
-  int64_t dims[NN_MAX_DIMS];
-  if (off == 0 || hl >= sizeof hdr || off + hl > len) {
-    rc = dlp_err_set(e, DLP_ERR_FORMAT, "%s: not a .npy file", path);
-  } else {
-    memcpy(hdr, buf + off, hl);
-    if (!strstr(hdr, "'descr': '<f4'") ||
-        !strstr(hdr, "'fortran_order': False") || npy_shape(hdr, &nd, dims))
-      rc = dlp_err_set(e, DLP_ERR_UNSUPPORTED,
-                       "%s: only C-order '<f4' arrays of rank <= 6 are read "
-                       "(header %s)",
-                       path, hdr);
-  }
-  if (rc == DLP_OK) rc = nn_tensor_new(e, nd, dims, out);
-  if (rc == DLP_OK) {
-    size_t bytes = (size_t)nn_tensor_numel(*out) * sizeof(float);
-    if (len - off - hl != bytes) {
-      rc = dlp_err_set(e, DLP_ERR_CORRUPT, "%s: %zu data bytes, expected %zu",
-                       path, len - off - hl, bytes);
-      nn_tensor_free(*out);
-      *out = NULL;
-    } else {
-      memcpy((*out)->data, buf + off + hl, bytes);
-    }
-  }
-  free(buf);
+  int rc = dlp_npy_load_array(e, path, (uint64_t)1 << 33, &a);
+  if (rc != DLP_OK) return rc;
+  if (a.dtype != 'f' || a.ndim > NN_MAX_DIMS)
+    rc = dlp_err_set(e, DLP_ERR_UNSUPPORTED,
+                     "%s: only C-order '<f4' arrays of rank <= 6 are read",
+                     path);
+  if (rc == DLP_OK) rc = nn_tensor_new(e, a.ndim, a.dims, out);
+  if (rc == DLP_OK) memcpy((*out)->data, a.data, a.nbytes);
+  dlp_npy_array_free(&a);
   return rc;
 }
 
 static int npy_save(dlp_err *e, const char *path, const nn_tensor *t) {
-  char shape[160] = "(", hdr[256];
-  for (int i = 0; i < t->ndim; i++) {
-    size_t u = strlen(shape);
-    snprintf(shape + u, sizeof shape - u, "%lld, ", (long long)t->dims[i]);
-  }
-  if (t->ndim >= 1) shape[strlen(shape) - 1] = '\0'; /* "(3,)", "(2, 3)" */
-  if (t->ndim > 1) shape[strlen(shape) - 1] = '\0';
-  strcat(shape, ")");
-  int n = snprintf(hdr, sizeof hdr,
-                   "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }",
-                   shape);
-  int pad = (64 - (10 + n + 1) % 64) % 64;
-  size_t bytes = (size_t)nn_tensor_numel(t) * sizeof(float);
-  size_t total = 10 + (size_t)n + (size_t)pad + 1 + bytes;
-  uint8_t *buf = malloc(total);
-  if (!buf) return dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
-  memcpy(buf, "\x93NUMPY\x01\x00", 8);
-  buf[8] = (uint8_t)((n + pad + 1) & 0xff);
-  buf[9] = (uint8_t)((n + pad + 1) >> 8);
-  memcpy(buf + 10, hdr, (size_t)n);
-  memset(buf + 10 + n, ' ', (size_t)pad);
-  buf[10 + n + pad] = '\n';
-  memcpy(buf + 11 + n + pad, t->data, bytes);
-  int rc = dlp_write_file_atomic(e, path, buf, total);
-  free(buf);
-  return rc;
+  dlp_npy_array a = {.dtype = 'f', .ndim = t->ndim, .data = t->data};
+  memcpy(a.dims, t->dims, sizeof t->dims);
+  a.nbytes = (size_t)nn_tensor_numel(t) * sizeof(float);
+  return dlp_npy_save_array(e, path, &a);
 }
 
 /* ------------------------------------------------------------------------

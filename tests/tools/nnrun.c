@@ -9,9 +9,10 @@
  * sizes), or (N, ...) for others. --layer cuts the graph at the node or
  * value NAME before --optimize runs; --extra also marks node or value NAME as
  * an output and writes it to EXTRA.npy from the same run (features and
- * logits of a big network for the price of one run). Exit 0 on success, 1 with "nnrun:
- * message" on stderr otherwise. The .npy reader/writer is minimal by design:
- * little-endian float32, C order, rank 1..6. */
+ * logits of a big network for the price of one run). Exit 0 on success, 1 with
+ * "nnrun: message" on stderr otherwise. .npy files go through the library's
+ * reader/writer; the input must be float32 of rank 1..6. */
+#include "frame/frame.h"
 #include "graph.h"
 #include "keras.h"
 #include "onnx.h"
@@ -27,103 +28,32 @@ static int fail(const char *what, const dlp_err *e) {
 
 /* Reads a '<f4' C-order .npy: *data (malloc'd), shape. */
 static int npy_read(const char *path, float **data, nn_shape *s) {
-  uint8_t *buf = NULL;
-  size_t len = 0;
+  dlp_npy_array a;
   dlp_err e = {0};
-  if (dlp_read_file(&e, path, (uint64_t)1 << 34, &buf, &len) != DLP_OK)
+  if (dlp_npy_load_array(&e, path, (uint64_t)1 << 34, &a) != DLP_OK)
     return fail("reading the input", &e);
-  int rc = 1;
-  size_t hl = 0, off = 0;
-  if (len >= 10 && memcmp(buf, "\x93NUMPY", 6) == 0) {
-    if (buf[6] == 1) {
-      hl = buf[8] | (size_t)buf[9] << 8;
-      off = 10;
-    } else if (len >= 12) {
-      hl = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
-           (size_t)buf[11] << 24;
-      off = 12;
-    }
+  if (a.dtype == 'f' && a.ndim >= 1 && a.ndim <= NN_MAX_DIMS) {
+    s->ndim = a.ndim;
+    memcpy(s->dims, a.dims, sizeof s->dims);
+    *data = a.data;
+    return 0;
   }
-  char hdr[4096];
-  if (!off || hl >= sizeof hdr || off + hl > len) {
-    fprintf(stderr, "nnrun: %s: not a .npy file\n", path);
-    goto done;
-  }
-  memcpy(hdr, buf + off, hl);
-  hdr[hl] = 0;
-  const char *sh = strstr(hdr, "'shape':");
-  if (!strstr(hdr, "'descr': '<f4'") ||
-      !strstr(hdr, "'fortran_order': False") || !sh ||
-      !(sh = strchr(sh, '('))) {
+  if (a.dtype != 'f')
     fprintf(stderr, "nnrun: %s: need a C-order '<f4' array\n", path);
-    goto done;
-  }
-  s->ndim = 0;
-  for (sh++;;) {
-    while (*sh == ' ' || *sh == ',')
-      sh++;
-    if (*sh == ')') break;
-    char *end;
-    long long v = strtoll(sh, &end, 10);
-    if (end == sh || s->ndim == NN_MAX_DIMS || v < 0) {
-      fprintf(stderr, "nnrun: %s: bad shape\n", path);
-      goto done;
-    }
-    s->dims[s->ndim++] = v;
-    sh = end;
-  }
-  int64_t n = nn_shape_numel(s->ndim, s->dims);
-  if (s->ndim < 1 || n < 0 || (uint64_t)(len - off - hl) != (uint64_t)n * 4) {
-    fprintf(stderr, "nnrun: %s: size does not match the shape\n", path);
-    goto done;
-  }
-  *data = malloc((size_t)n * 4 + 4);
-  if (!*data) goto done;
-  memcpy(*data, buf + off + hl, (size_t)n * 4);
-  rc = 0;
-done:
-  free(buf);
-  return rc;
+  else
+    fprintf(stderr, "nnrun: %s: bad shape\n", path);
+  dlp_npy_array_free(&a);
+  return 1;
 }
 
 static int npy_write(const char *path, const float *data, const nn_shape *s) {
-  char dict[512];
-  size_t m = (size_t)snprintf(dict, sizeof dict,
-                              "{'descr': '<f4', 'fortran_order': False, "
-                              "'shape': (");
-  for (int i = 0; i < s->ndim; i++)
-    m += (size_t)snprintf(dict + m, sizeof dict - m, "%lld%s",
-                          (long long)s->dims[i],
-                          s->ndim == 1 ? "," : (i + 1 < s->ndim ? ", " : ""));
-  m += (size_t)snprintf(dict + m, sizeof dict - m, "), }");
-  size_t total = 10 + m + 1;
-  size_t pad = (64 - total % 64) % 64;
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    perror(path);
-    return 1;
-  }
-  uint16_t hl = (uint16_t)(m + pad + 1);
-  uint8_t head[10] = {0x93,
-                      'N',
-                      'U',
-                      'M',
-                      'P',
-                      'Y',
-                      1,
-                      0,
-                      (uint8_t)(hl & 0xff),
-                      (uint8_t)(hl >> 8)};
-  fwrite(head, 1, 10, f);
-  fwrite(dict, 1, m, f);
-  for (size_t i = 0; i < pad; i++)
-    fputc(' ', f);
-  fputc('\n', f);
-  int64_t n = nn_shape_numel(s->ndim, s->dims);
-  size_t w = fwrite(data, 4, (size_t)n, f);
-  int bad = fclose(f) != 0 || w != (size_t)n;
-  if (bad) fprintf(stderr, "nnrun: %s: write failed\n", path);
-  return bad;
+  dlp_npy_array a = {.dtype = 'f', .ndim = s->ndim, .data = (void *)data};
+  memcpy(a.dims, s->dims, sizeof s->dims);
+  a.nbytes = (size_t)nn_shape_numel(s->ndim, s->dims) * sizeof(float);
+  dlp_err e = {0};
+  if (dlp_npy_save_array(&e, path, &a) == DLP_OK) return 0;
+  fprintf(stderr, "nnrun: %s: write failed (%s)\n", path, e.msg);
+  return 1;
 }
 
 static int load_model(dlp_err *e, const char *path, const nn_shape *in,

@@ -11,8 +11,9 @@
  * graph's layout (conv OIHW, depthwise (C,1,KH,KW), dense (in, out)); a
  * missing file or a shape mismatch is an error, so the test must name every
  * weight the way Keras does. --list prints "name d0xd1x..." per const.
- * The minimal .npy reader/writer (C-order '<f4' only) is written by hand as
- * in nnop.c: the tools link nothing but libdlp. */
+ * .npy files go through the library's reader/writer (C-order '<f4' only
+ * taken): the tools link nothing but libdlp. */
+#include "frame/frame.h"
 #include "zoo.h"
 
 #include <stdio.h>
@@ -27,86 +28,32 @@ static int die(const char *msg) {
 /* Reads a C-order '<f4' .npy file: *data malloc'd, shape in nd/dims. */
 static int npy_load(dlp_err *e, const char *path, int *nd, int64_t *dims,
                     float **data) {
-  uint8_t *buf;
-  size_t len;
+  dlp_npy_array a;
   *data = NULL;
-  int rc = dlp_read_file(e, path, (uint64_t)1 << 34, &buf, &len);
-  if (rc != DLP_OK) return rc;
-  size_t hl = 0, off = 0;
-  if (len >= 12 && memcmp(buf, "\x93NUMPY", 6) == 0) {
-    off = buf[6] == 1 ? 10 : 12;
-    hl = buf[6] == 1 ? (buf[8] | (size_t)buf[9] << 8)
-                     : (buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
-                        (size_t)buf[11] << 24);
-  }
-  char hdr[1024] = "";
-  const char *s = NULL;
-  if (off == 0 || hl >= sizeof hdr || off + hl > len) {
-    rc = dlp_err_set(e, DLP_ERR_FORMAT, "%s: not a .npy file", path);
-  } else {
-    memcpy(hdr, buf + off, hl);
-    s = strstr(hdr, "'shape': (");
-    if (!strstr(hdr, "'descr': '<f4'") ||
-        !strstr(hdr, "'fortran_order': False") || !s)
-      rc = dlp_err_set(e, DLP_ERR_UNSUPPORTED,
-                       "%s: only C-order '<f4' arrays are read", path);
-  }
   *nd = 0;
-  if (rc == DLP_OK) {
-    s += strlen("'shape': (");
-    for (;;) {
-      while (*s == ' ' || *s == ',') s++;
-      if (*s == ')') break;
-      char *end;
-      long long v = strtoll(s, &end, 10);
-      if (end == s || *nd == NN_MAX_DIMS || v < 0) {
-        rc = dlp_err_set(e, DLP_ERR_CORRUPT, "%s: bad shape", path);
-        break;
-      }
-      dims[(*nd)++] = v;
-      s = end;
-    }
+  int rc = dlp_npy_load_array(e, path, (uint64_t)1 << 34, &a);
+  if (rc != DLP_OK) return rc;
+  if (a.dtype != 'f')
+    rc = dlp_err_set(e, DLP_ERR_UNSUPPORTED,
+                     "%s: only C-order '<f4' arrays are read", path);
+  else if (a.ndim > NN_MAX_DIMS)
+    rc = dlp_err_set(e, DLP_ERR_CORRUPT, "%s: bad shape", path);
+  if (rc != DLP_OK) {
+    dlp_npy_array_free(&a);
+    return rc;
   }
-  int64_t n = rc == DLP_OK ? nn_shape_numel(*nd, dims) : -1;
-  if (rc == DLP_OK && (n < 0 || len - off - hl != (size_t)n * sizeof(float)))
-    rc = dlp_err_set(e, DLP_ERR_CORRUPT, "%s: size does not match the shape",
-                     path);
-  if (rc == DLP_OK) {
-    *data = malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!*data) rc = dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
-    else memcpy(*data, buf + off + hl, (size_t)n * sizeof(float));
-  }
-  free(buf);
-  return rc;
+  *nd = a.ndim;
+  memcpy(dims, a.dims, (size_t)a.ndim * sizeof *dims);
+  *data = a.data;
+  return DLP_OK;
 }
 
 static int npy_save(dlp_err *e, const char *path, int nd, const int64_t *dims,
                     const float *data) {
-  char shape[160] = "(", hdr[256];
-  for (int i = 0; i < nd; i++) {
-    size_t u = strlen(shape);
-    snprintf(shape + u, sizeof shape - u, "%lld,%s", (long long)dims[i],
-             i + 1 < nd ? " " : "");
-  }
-  strcat(shape, ")");
-  int n = snprintf(hdr, sizeof hdr,
-                   "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }",
-                   shape);
-  int pad = (64 - (10 + n + 1) % 64) % 64;
-  size_t bytes = (size_t)nn_shape_numel(nd, dims) * sizeof(float);
-  size_t total = 10 + (size_t)n + (size_t)pad + 1 + bytes;
-  uint8_t *buf = malloc(total);
-  if (!buf) return dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
-  memcpy(buf, "\x93NUMPY\x01\x00", 8);
-  buf[8] = (uint8_t)((n + pad + 1) & 0xff);
-  buf[9] = (uint8_t)((n + pad + 1) >> 8);
-  memcpy(buf + 10, hdr, (size_t)n);
-  memset(buf + 10 + n, ' ', (size_t)pad);
-  buf[10 + n + pad] = '\n';
-  memcpy(buf + 11 + n + pad, data, bytes);
-  int rc = dlp_write_file_atomic(e, path, buf, total);
-  free(buf);
-  return rc;
+  dlp_npy_array a = {.dtype = 'f', .ndim = nd, .data = (void *)data};
+  memcpy(a.dims, dims, (size_t)nd * sizeof *dims);
+  a.nbytes = (size_t)nn_shape_numel(nd, dims) * sizeof(float);
+  return dlp_npy_save_array(e, path, &a);
 }
 
 /* Fills every const of g from dir/<layer>__<weight>.npy. */
