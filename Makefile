@@ -44,7 +44,9 @@ demo: build
 
 bench: build
 	@scripts/install-deps.sh --bench
+	cd bench/ort && npm install --ignore-scripts --no-audit --no-fund >/dev/null
 	/usr/bin/python3 bench/image_pipeline.py --dlp $(BUILD)/bench/bench_decode
+	BENCH_NN=$(BUILD)/bench/bench_nn /usr/bin/python3 bench/nn_models.py
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -85,7 +85,7 @@ def t_cv(path, hw, b, t, iters):
     return b * iters / (time.perf_counter() - t0)
 
 
-def numerics(model, path, hw, tmp):
+def numerics(model, path, hw, tmp, extra=()):
     """dlp vs PyTorch eager on 2 random images: max |d| / max |torch|."""
     x = torch.rand(2, 3, hw, hw) * 2 - 1
     with torch.no_grad():
@@ -93,7 +93,7 @@ def numerics(model, path, hw, tmp):
     inp = os.path.join(tmp, "in.f32")
     outp = os.path.join(tmp, "out.f32")
     x.permute(0, 2, 3, 1).contiguous().numpy().tofile(inp)  # NHWC for dlp
-    _, err = t_dlp(path, 2, 2, 1, ("--input", inp, "--output", outp))
+    _, err = t_dlp(path, 2, 2, 1, ("--input", inp, "--output", outp, *extra))
     if err:
         return None
     got = np.fromfile(outp, dtype=np.float32).reshape(ref.shape)
@@ -110,20 +110,22 @@ def main():
     tmp = tempfile.mkdtemp(prefix="dlp-bench-")
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
-    print("| model | threads | batch | dlp img/s | PyTorch img/s | ORT img/s | "
-          "OpenCV img/s | dlp/PyTorch | dlp/ORT |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    errs = {}
+    print("| model | threads | batch | dlp img/s | dlp bf16 img/s | PyTorch img/s "
+          "| ORT img/s | OpenCV img/s | dlp/PyTorch | dlp/ORT | bf16/ORT |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    errs, errs16 = {}, {}
     for name in a.models.split(","):
         model = build(name)
         hw = SIZES[name]
         path = os.path.join(tmp, name + ".onnx")
         export(model, name, path)
         errs[name] = numerics(model, path, hw, tmp)
+        errs16[name] = numerics(model, path, hw, tmp, ("--precision", "bf16"))
         for t in map(int, a.threads.split(",")):
             for b in map(int, a.batches.split(",")):
                 it = max(1, a.iters if b > 1 else a.iters * 4)
                 d, derr = t_dlp(path, b, t, it)
+                d16, _ = t_dlp(path, b, t, it, ("--precision", "bf16"))
                 p = t_torch(model, hw, b, t, it)
                 o, over = t_ort(path, hw, b, t, it)
                 try:
@@ -132,14 +134,17 @@ def main():
                     c = None
                 f = lambda v: f"{v:.1f}" if v else "-"
                 r = lambda u, v: f"{u / v:.2f}" if u and v else "-"
-                print(f"| {name} | {t} | {b} | {f(d)} | {f(p)} | {f(o)} | {f(c)} "
-                      f"| {r(d, p)} | {r(d, o)} |", flush=True)
+                print(f"| {name} | {t} | {b} | {f(d)} | {f(d16)} | {f(p)} | {f(o)} "
+                      f"| {f(c)} | {r(d, p)} | {r(d, o)} | {r(d16, o)} |",
+                      flush=True)
                 if derr:
                     print(f"dlp error: {derr}", file=sys.stderr)
     print()
     for name, e in errs.items():
+        e16 = errs16[name]
         print(f"- {name}: dlp vs PyTorch max rel error "
-              f"{'failed' if e is None else f'{e:.2e}'}")
+              f"{'failed' if e is None else f'{e:.2e}'} (fp32), "
+              f"{'failed' if e16 is None else f'{e16:.2e}'} (bf16)")
 
 
 if __name__ == "__main__":
