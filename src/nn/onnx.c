@@ -4,6 +4,7 @@
 #include "onnx.h"
 
 #include "graph_util.h"
+#include "onnx_fold.h"
 #include "onnx_wire.h"
 #include "transpose.h"
 
@@ -58,6 +59,7 @@ typedef struct ox_tensor {
   bool has_raw;
   ox_str raw;
   int value; /* graph const made from it, or -1 */
+  ox_ft *ft; /* its values as folded or decoded for folding (owned), or NULL */
 } ox_tensor;
 
 typedef struct ox_attr {
@@ -105,8 +107,10 @@ typedef struct ox {
   int *hash; /* open addressing: sym index + 1, 0 = empty */
   size_t hash_cap;
   nn_graph *g;
-  nn_shape *vshape; /* per graph value: its shape with the batch as 1 */
+  nn_shape *vshape;  /* per graph value: its shape with the batch as 1 */
+  nn_shape *vshape2; /* the same with the batch as 2 (what grows with it) */
   int cap_vshape;
+  int64_t fold_budget; /* elements the constant folder may still create */
   bool have_input;
 } ox;
 
@@ -380,6 +384,13 @@ static void conv_put(void *user, size_t k, uint64_t v) {
 
 /* Decodes t's values into f (floats) and/or i (integers); numel of each. */
 static void tensor_decode(const ox_tensor *t, float *f, int64_t *i) {
+  if (t->ft) {
+    for (int64_t k = 0; k < t->numel; k++) {
+      if (f) f[k] = t->ft->is_float ? t->ft->f[k] : (float)t->ft->i[k];
+      if (i) i[k] = t->ft->is_float ? (int64_t)t->ft->f[k] : t->ft->i[k];
+    }
+    return;
+  }
   conv_acc a = {t->dtype, f, i};
   if (t->has_raw) {
     int64_t es = dtype_size(t->dtype);
@@ -402,6 +413,11 @@ static void tensor_decode(const ox_tensor *t, float *f, int64_t *i) {
 static int tensor_floats(ox *x, const ox_tensor *t, bool allow_int,
                          float **out) {
   *out = NULL;
+  if (t->ft && ox_ft_has_batch(t->ft))
+    return dlp_err_set(x->e, DLP_ERR_UNSUPPORTED,
+                       "ONNX tensor '%.*s' holds the symbolic batch size; "
+                       "dlp cannot use it as data",
+                       OXS(t->name));
   bool ok = t->dtype == OX_FLOAT || t->dtype == OX_DOUBLE ||
             (allow_int && (t->dtype == OX_INT32 || t->dtype == OX_INT64));
   if (!ok)
@@ -423,6 +439,11 @@ static int tensor_ints(ox *x, const ox_node *n, const ox_tensor *t,
     return nfail(x, n, DLP_ERR_UNSUPPORTED,
                  "tensor '%.*s' has data type %s, expected int64", OXS(t->name),
                  dtype_name(t->dtype));
+  if (t->ft && ox_ft_has_batch(t->ft))
+    return nfail(x, n, DLP_ERR_UNSUPPORTED,
+                 "tensor '%.*s' holds the symbolic batch size, which dlp "
+                 "cannot use here",
+                 OXS(t->name));
   if (t->numel > max)
     return nfail(x, n, DLP_ERR_UNSUPPORTED,
                  "tensor '%.*s' has %lld values; at most %d are supported",
@@ -721,11 +742,12 @@ static int parse_graph(ox *x, const pb_reader *model, const pb_field *gf) {
                        OX_MAX_IO);
   x->nodes = dlp_calloc_array(nn + 1, sizeof *x->nodes);
   /* Constant nodes add a tensor each. */
-  x->tensors = dlp_calloc_array(nt + nn + 1, sizeof *x->tensors);
+  /* Constant, folded and ConstantOfShape value tensors: two per node. */
+  x->tensors = dlp_calloc_array(nt + 2 * nn + 1, sizeof *x->tensors);
   x->in_vi = dlp_calloc_array(ni + 1, sizeof *x->in_vi);
   x->out_vi = dlp_calloc_array(no + 1, sizeof *x->out_vi);
   if (!x->nodes || !x->tensors || !x->in_vi || !x->out_vi) return nomem(x);
-  x->cap_tensors = (int)(nt + nn);
+  x->cap_tensors = (int)(nt + 2 * nn);
   r = r0;
   while (!pb_reader_done(&r)) {
     pb_field f;
@@ -827,9 +849,13 @@ static int set_vshape(ox *x, int v, const nn_shape *s) {
     nn_shape *p = dlp_realloc_array(x->vshape, (size_t)cap, sizeof *p);
     if (!p) return nomem(x);
     x->vshape = p;
+    nn_shape *p2 = dlp_realloc_array(x->vshape2, (size_t)cap, sizeof *p2);
+    if (!p2) return nomem(x);
+    x->vshape2 = p2;
     x->cap_vshape = cap;
   }
   x->vshape[v] = *s;
+  x->vshape2[v] = *s;
   return DLP_OK;
 }
 
@@ -883,6 +909,7 @@ static int add_graph_input(ox *x, const pb_field *vf, ox_str name, int h,
   for (int i = 1; i < ndim; i++)
     s.dims[i] = dims[i];
   if ((rc = set_vshape(x, v, &s)) != DLP_OK) return rc;
+  x->vshape2[v].dims[0] = 2;
   if (!x->have_input && ndim == 4) {
     x->g->input_spec.channels = (int)dims[1];
     x->g->input_spec.height = (int)dims[2];
@@ -1124,9 +1151,11 @@ static int in_value(ox *x, const ox_node *n, int j, int *v, nn_shape *shape) {
  * suffix it binds n's first output to the node's value (*out_v). */
 static int emit(ox *x, const ox_node *n, const char *suffix, nn_op op,
                 const int *in, int n_in, const nn_node_attr *a, int *out_v) {
-  const nn_shape *ins[OX_MAX_NODE_IO];
-  for (int i = 0; i < n_in; i++)
+  const nn_shape *ins[OX_MAX_NODE_IO], *ins2[OX_MAX_NODE_IO];
+  for (int i = 0; i < n_in; i++) {
     ins[i] = &x->vshape[in[i]];
+    ins2[i] = &x->vshape2[in[i]];
+  }
   ox_str l = node_label(n);
   char *base = ox_cstr(l);
   if (!base) return nomem(x);
@@ -1147,8 +1176,12 @@ static int emit(ox *x, const ox_node *n, const char *suffix, nn_op op,
   tmp.name = base;
   tmp.n_in = n_in;
   tmp.attr = *a;
-  nn_shape shape;
+  nn_shape shape, shape2;
   dlp_err se = {0};
+  /* At batch 2 too, to know which dims grow with the batch (Shape); a
+   * graph that only runs at batch 1 keeps the batch-1 shape there. */
+  if (nn_graph_node_out_shape(&se, &tmp, ins2, &shape2) != DLP_OK)
+    shape2.ndim = -1;
   int rc = nn_graph_node_out_shape(&se, &tmp, ins, &shape);
   if (rc != DLP_OK) {
     free(base);
@@ -1164,6 +1197,7 @@ static int emit(ox *x, const ox_node *n, const char *suffix, nn_op op,
   free(nm);
   if (v < 0) return build_err(x);
   if ((rc = set_vshape(x, v, &shape)) != DLP_OK) return rc;
+  if (shape2.ndim == shape.ndim) x->vshape2[v] = shape2;
   if (!suffix) {
     int k = sym_find(x, n->out[0]);
     x->syms[k].value = v;
@@ -1627,19 +1661,69 @@ static int op_flatten(ox *x, const ox_node *n) {
   return emit(x, n, NULL, NN_OP_FLATTEN, &in, 1, &a, &out);
 }
 
+/* A target shape whose first entry is the symbolic batch (Shape -> Gather
+ * -> Concat): that entry becomes -1, the others concrete (0 copied from
+ * the input, a -1 computed per image), so the batch alone is inferred. */
+static int batch_shape(ox *x, const ox_node *n, const ox_ft *ft,
+                       const nn_shape *s, nn_node_attr *a) {
+  if (ft->ndim != 1 || ft->numel > NN_MAX_DIMS)
+    return nfail(x, n, DLP_ERR_UNSUPPORTED,
+                 "the target shape has %lld entries; at most %d are "
+                 "supported",
+                 (long long)ft->numel, NN_MAX_DIMS);
+  a->n_shape = (int)ft->numel;
+  int infer = -1;
+  int64_t known = 1, per = nn_shape_numel(s->ndim, s->dims); /* batch 1 */
+  for (int i = 0; i < a->n_shape; i++) {
+    int64_t d = ft->i[i];
+    if (ft->batch[i] != (i == 0))
+      return nfail(x, n, DLP_ERR_UNSUPPORTED,
+                   "entry %d of the target shape is %s; dlp supports the "
+                   "batch size only as the first entry",
+                   i, ft->batch[i] ? "the batch size" : "fixed");
+    if (i == 0) continue;
+    if (d == 0 && i < s->ndim) d = s->dims[i];
+    if (d == -1 && infer < 0) {
+      infer = i;
+      continue;
+    }
+    if (d < 1 || known > NN_MAX_NUMEL / d)
+      return nfail(x, n, DLP_ERR_CORRUPT,
+                   "entry %d of the target shape is "
+                   "%lld",
+                   i, (long long)ft->i[i]);
+    known *= d;
+    a->shape[i] = d;
+  }
+  a->shape[0] = -1;
+  if (infer >= 0) {
+    if (per % known != 0)
+      return nfail(x, n, DLP_ERR_CORRUPT,
+                   "%lld elements per image do not split into rows of "
+                   "%lld",
+                   (long long)per, (long long)known);
+    a->shape[infer] = per / known;
+  }
+  return DLP_OK;
+}
+
 static int op_reshape(ox *x, const ox_node *n) {
   int rc, in, out;
   const ox_tensor *t;
   int64_t allowzero;
+  nn_shape s;
   nn_node_attr a;
   nn_node_attr_init(NN_OP_RESHAPE, &a);
-  if ((rc = in_value(x, n, 0, &in, NULL)) ||
-      (rc = in_const(x, n, 1, true, &t)) ||
-      (rc = tensor_ints(x, n, t, a.shape, NN_MAX_DIMS, &a.n_shape)) ||
+  if ((rc = in_value(x, n, 0, &in, &s)) || (rc = in_const(x, n, 1, true, &t)) ||
       (rc = attr_int(x, n, "allowzero", 0, &allowzero)))
     return rc;
   if (allowzero != 0)
     return nfail(x, n, DLP_ERR_UNSUPPORTED, "allowzero = 1 is not supported");
+  if (t->ft && ox_ft_has_batch(t->ft))
+    rc = batch_shape(x, n, t->ft, &s, &a);
+  else
+    rc = tensor_ints(x, n, t, a.shape, NN_MAX_DIMS, &a.n_shape);
+  if (rc != DLP_OK) return rc;
   return emit(x, n, NULL, NN_OP_RESHAPE, &in, 1, &a, &out);
 }
 
@@ -1756,11 +1840,384 @@ static int op_constant(ox *x, const ox_node *n) {
   return DLP_OK;
 }
 
+/* ------------------------------------------------------------------------
+ * Constant folding: nodes whose inputs are all constants (and Shape, whose
+ * result the importer knows) are evaluated here with onnx_fold.c, so the
+ * ops that need constants (Pad, Reshape, ...) see the values exporters
+ * compute at run time.
+ * ------------------------------------------------------------------------ */
+
+/* Tensor k's values as an ox_ft (decoded once, charged to the budget). */
+static int tensor_ft(ox *x, const ox_node *n, ox_tensor *t, const ox_ft **out) {
+  *out = NULL;
+  if (!t->ft) {
+    bool is_float = t->dtype == OX_FLOAT || t->dtype == OX_DOUBLE;
+    if (!is_float && t->dtype != OX_INT64 && t->dtype != OX_INT32)
+      return nfail(x, n, DLP_ERR_UNSUPPORTED,
+                   "tensor '%.*s' has data type %s; dlp computes on float32 "
+                   "and int64 constants",
+                   OXS(t->name), dtype_name(t->dtype));
+    ox_ft *ft = calloc(1, sizeof *ft);
+    if (!ft) return nomem(x);
+    dlp_err fe = {0};
+    int rc = ox_ft_alloc(&fe, ft, is_float, t->ndim, t->dims, false,
+                         &x->fold_budget);
+    if (rc != DLP_OK) {
+      free(ft);
+      return nfail(x, n, rc, "tensor '%.*s': %s", OXS(t->name), fe.msg);
+    }
+    tensor_decode(t, ft->f, ft->i);
+    t->ft = ft;
+  }
+  *out = t->ft;
+  return DLP_OK;
+}
+
+/* Input j (constant, present) as an ox_ft. */
+static int in_ft(ox *x, const ox_node *n, int j, const ox_ft **out) {
+  const ox_tensor *t;
+  int rc = in_const(x, n, j, true, &t);
+  if (rc != DLP_OK) return rc;
+  return tensor_ft(x, n, (ox_tensor *)t, out);
+}
+
+/* Input j as at most max integers (indices, axes, a shape): *count = -1
+ * when the optional input is absent. */
+static int in_ints(ox *x, const ox_node *n, int j, int64_t *v, int max,
+                   int *count) {
+  const ox_tensor *t;
+  *count = -1;
+  int rc = in_const(x, n, j, false, &t);
+  if (rc != DLP_OK || !t) return rc;
+  if (t->ndim > 1)
+    return nfail(x, n, DLP_ERR_CORRUPT, "input %d ('%.*s') has rank %d, not 1",
+                 j + 1, OXS(t->name), t->ndim);
+  return tensor_ints(x, n, t, v, max, count);
+}
+
+/* The ints of attribute `name` (opsets before 10/13) or of input j. */
+static int ints_arg(ox *x, const ox_node *n, bool from_attr, const char *name,
+                    int j, int64_t *v, int *count) {
+  if (from_attr) return attr_ints(x, n, name, 0, NN_MAX_DIMS, v, count);
+  return in_ints(x, n, j, v, NN_MAX_DIMS, count);
+}
+
+static int fold_shape(ox *x, const ox_node *n, ox_ft *res) {
+  int k = sym_find(x, n->in[0]), rc, v;
+  const ox_tensor *t = sym_tensor(x, k);
+  nn_shape s1, s2;
+  if (t) {
+    s1.ndim = t->ndim;
+    memcpy(s1.dims, t->dims, sizeof s1.dims);
+    s2 = s1;
+  } else {
+    if ((rc = in_value(x, n, 0, &v, &s1))) return rc;
+    s2 = x->vshape2[v];
+  }
+  int64_t start, end, r = s1.ndim;
+  if ((rc = attr_int(x, n, "start", 0, &start)) ||
+      (rc = attr_int(x, n, "end", r, &end)))
+    return rc;
+  start = start < 0 ? (start < -r ? 0 : start + r) : (start > r ? r : start);
+  end = end < 0 ? (end < -r ? 0 : end + r) : (end > r ? r : end);
+  int64_t cnt = end > start ? end - start : 0;
+  dlp_err fe = {0};
+  if ((rc = ox_ft_alloc(&fe, res, false, 1, &cnt, true, &x->fold_budget)))
+    return nfail(x, n, rc, "%s", fe.msg);
+  for (int64_t i = 0; i < cnt; i++) {
+    int64_t d = s1.dims[start + i], d2 = s2.dims[start + i];
+    res->i[i] = d;
+    if (d2 == d) continue;
+    if (d != 1 || d2 != 2) {
+      ox_ft_free(res);
+      return nfail(x, n, DLP_ERR_UNSUPPORTED,
+                   "dim %lld of '%.*s' is %lld times the batch size; dlp "
+                   "folds a Shape only where each dim is fixed or the batch",
+                   (long long)(start + i), OXS(n->in[0]), (long long)d);
+    }
+    res->batch[i] = 1;
+  }
+  return DLP_OK;
+}
+
+static int fold_cast(ox *x, const ox_node *n, const ox_ft *in, ox_ft *res,
+                     dlp_err *fe) {
+  int64_t to;
+  int rc = attr_int(x, n, "to", 0, &to);
+  if (rc != DLP_OK) return rc;
+  if (to != OX_FLOAT && to != OX_DOUBLE && to != OX_INT64 && to != OX_INT32)
+    return nfail(x, n, DLP_ERR_UNSUPPORTED,
+                 "a cast to %s (dlp computes on float32 and int64)",
+                 dtype_name((int)to));
+  rc = ox_fold_cast(fe, in, to == OX_FLOAT || to == OX_DOUBLE, res,
+                    &x->fold_budget);
+  for (int64_t i = 0; rc == DLP_OK && to == OX_INT32 && i < res->numel; i++)
+    if (res->i[i] != (int32_t)res->i[i]) {
+      ox_ft_free(res);
+      rc = dlp_err_set(fe, DLP_ERR_CORRUPT, "%lld does not fit in int32",
+                       (long long)res->i[i]);
+    }
+  return rc;
+}
+
+static int fold_slice(ox *x, const ox_node *n, const ox_ft *in, ox_ft *res,
+                      dlp_err *fe) {
+  int64_t st[NN_MAX_DIMS], en[NN_MAX_DIMS], ax[NN_MAX_DIMS], sp[NN_MAX_DIMS];
+  int cs, ce, ca, cp = -1, rc;
+  bool attrs = x->opset < 10;
+  if ((rc = ints_arg(x, n, attrs, "starts", 1, st, &cs)) ||
+      (rc = ints_arg(x, n, attrs, "ends", 2, en, &ce)) ||
+      (rc = ints_arg(x, n, attrs, "axes", 3, ax, &ca)) ||
+      (!attrs && (rc = in_ints(x, n, 4, sp, NN_MAX_DIMS, &cp))))
+    return rc;
+  if (cs < 0 || ce < 0)
+    return nfail(x, n, DLP_ERR_CORRUPT, "starts or ends is missing");
+  if (ce != cs || (ca >= 0 && ca != cs) || (cp >= 0 && cp != cs))
+    return nfail(x, n, DLP_ERR_CORRUPT,
+                 "starts, ends, axes and steps have different lengths "
+                 "(%d, %d, %d, %d)",
+                 cs, ce, ca, cp);
+  return ox_fold_slice(fe, in, st, en, ca >= 0 ? ax : NULL, cp >= 0 ? sp : NULL,
+                       cs, res, &x->fold_budget);
+}
+
+/* Unsqueeze and Squeeze: axes as an attribute before opset 13. */
+static int fold_squeeze(ox *x, const ox_node *n, const ox_ft *in, ox_ft *res,
+                        dlp_err *fe) {
+  bool un = ox_eq(n->op, "Unsqueeze");
+  int64_t axes[NN_MAX_DIMS];
+  int c, rc = ints_arg(x, n, x->opset < 13, "axes", 1, axes, &c);
+  if (rc != DLP_OK) return rc;
+  if (un && c < 0) return nfail(x, n, DLP_ERR_CORRUPT, "axes is missing");
+  if (un) return ox_fold_unsqueeze(fe, in, axes, c, res, &x->fold_budget);
+  return ox_fold_squeeze(fe, in, c < 0 ? NULL : axes, c, res, &x->fold_budget);
+}
+
+static int fold_fill(ox *x, const ox_node *n, ox_ft *res, dlp_err *fe) {
+  int64_t dims[NN_MAX_DIMS];
+  int c, rc;
+  const ox_tensor *st;
+  if ((rc = in_const(x, n, 0, true, &st))) return rc;
+  if (st->numel > NN_MAX_DIMS)
+    return nfail(x, n, DLP_ERR_UNSUPPORTED,
+                 "the shape has %lld dims; dlp handles at most %d",
+                 (long long)st->numel, NN_MAX_DIMS);
+  if ((rc = in_ints(x, n, 0, dims, NN_MAX_DIMS, &c))) return rc;
+  const ox_attr *at = attr_find(n, "value");
+  float z = 0.0f;
+  ox_ft zero = {.is_float = true, .ndim = 1, .numel = 1, .f = &z};
+  const ox_ft *value = &zero;
+  if (at) {
+    if ((rc = attr_type(x, n, at, OX_A_TENSOR, "a tensor"))) return rc;
+    if (x->n_tensors >= x->cap_tensors) return nomem(x);
+    pb_reader top;
+    pb_reader_init(&top, NULL, 0);
+    top.depth = n->depth + 1;
+    ox_tensor *t = &x->tensors[x->n_tensors];
+    rc = parse_tensor(x, &top, &at->t, "ConstantOfShape value", n->out[0], t);
+    if (rc != DLP_OK) return nfail(x, n, rc, "%s", x->e->msg);
+    x->n_tensors++; /* kept for ox_free; its name is not a symbol */
+    if ((rc = tensor_ft(x, n, t, &value))) return rc;
+  }
+  return ox_fold_fill(fe, dims, c, value, res, &x->fold_budget);
+}
+
+static int fold_multi(ox *x, const ox_node *n, ox_ft *res, dlp_err *fe) {
+  int rc;
+  int64_t axis;
+  if ((rc = attr_find(n, "axis")
+                ? attr_int(x, n, "axis", 0, &axis)
+                : nfail(x, n, DLP_ERR_CORRUPT, "axis is missing")))
+    return rc;
+  const ox_ft **ins = dlp_calloc_array((size_t)n->n_in + 1, sizeof *ins);
+  if (!ins) return nomem(x);
+  for (int j = 0; rc == DLP_OK && j < n->n_in; j++)
+    rc = in_ft(x, n, j, &ins[j]);
+  if (rc == DLP_OK)
+    rc = ox_fold_concat(fe, ins, n->n_in, axis, res, &x->fold_budget);
+  free(ins);
+  return rc;
+}
+
+/* Evaluates n into res; errors from onnx_fold.c are left in fe (rc
+ * returned) for the caller to prefix, others are already prefixed (then
+ * fe->code stays DLP_OK). */
+static int fold_eval(ox *x, const ox_node *n, ox_ft *res, dlp_err *fe) {
+  const ox_ft *a = NULL, *b = NULL;
+  int rc, c;
+  int64_t v[NN_MAX_DIMS], axis;
+  if (ox_eq(n->op, "Shape")) return fold_shape(x, n, res);
+  if (ox_eq(n->op, "ConstantOfShape")) return fold_fill(x, n, res, fe);
+  if (ox_eq(n->op, "Concat")) return fold_multi(x, n, res, fe);
+  if ((rc = in_ft(x, n, 0, &a))) return rc;
+  if (ox_eq(n->op, "Cast")) return fold_cast(x, n, a, res, fe);
+  if (ox_eq(n->op, "Slice")) return fold_slice(x, n, a, res, fe);
+  if (ox_eq(n->op, "Unsqueeze") || ox_eq(n->op, "Squeeze"))
+    return fold_squeeze(x, n, a, res, fe);
+  if (ox_eq(n->op, "Transpose")) {
+    if ((rc = attr_ints(x, n, "perm", 0, NN_MAX_DIMS, v, &c))) return rc;
+    return ox_fold_transpose(fe, a, c < 0 ? NULL : v, c, res, &x->fold_budget);
+  }
+  if (ox_eq(n->op, "Reshape")) {
+    int64_t allowzero;
+    if ((rc = attr_int(x, n, "allowzero", 0, &allowzero))) return rc;
+    if (allowzero != 0)
+      return nfail(x, n, DLP_ERR_UNSUPPORTED, "allowzero = 1 is not supported");
+    if ((rc = in_ints(x, n, 1, v, NN_MAX_DIMS, &c))) return rc;
+    if (c < 0) return nfail(x, n, DLP_ERR_CORRUPT, "input 2 is missing");
+    return ox_fold_reshape(fe, a, v, c, res, &x->fold_budget);
+  }
+  if ((rc = in_ft(x, n, 1, &b))) return rc;
+  if (ox_eq(n->op, "Gather")) {
+    if ((rc = attr_int(x, n, "axis", 0, &axis))) return rc;
+    return ox_fold_gather(fe, a, b, axis, res, &x->fold_budget);
+  }
+  char op = ox_eq(n->op, "Add")   ? '+'
+            : ox_eq(n->op, "Sub") ? '-'
+            : ox_eq(n->op, "Mul") ? '*'
+                                  : '/';
+  return ox_fold_binary(fe, op, a, b, res, &x->fold_budget);
+}
+
+/* Folds n when its inputs are constants (*done). Ops the graph also runs
+ * (convertible) fall back to graph nodes when an input is computed or the
+ * folder's budget is short; the others must fold. */
+static int try_fold(ox *x, const ox_node *n, bool convertible, bool *done) {
+  *done = false;
+  bool shape = ox_eq(n->op, "Shape");
+  int64_t need = 0;
+  for (int j = 0; j < n->n_in; j++) {
+    if (n->in[j].n == 0) continue;
+    const ox_tensor *t = sym_tensor(x, sym_find(x, n->in[j]));
+    if (t) need += t->ft ? 0 : t->numel;
+    if (t || (shape && j == 0)) continue;
+    if (convertible) return DLP_OK;
+    return nfail(x, n, DLP_ERR_UNSUPPORTED,
+                 "input %d ('%.*s') is computed from the network's input; "
+                 "dlp evaluates %.*s only on constants",
+                 j + 1, OXS(n->in[j]), OXS(n->op));
+  }
+  if (n->n_in < 1) return nfail(x, n, DLP_ERR_CORRUPT, "no inputs");
+  if (convertible && need > x->fold_budget) return DLP_OK;
+  if (x->n_tensors >= x->cap_tensors) return nomem(x);
+  ox_ft res;
+  memset(&res, 0, sizeof res);
+  dlp_err fe = {0};
+  int rc = fold_eval(x, n, &res, &fe);
+  if (rc == DLP_ERR_TOO_LARGE && fe.code == rc && convertible) {
+    ox_ft_free(&res);
+    return DLP_OK; /* the graph computes it */
+  }
+  if (rc != DLP_OK && fe.code != DLP_OK) rc = nfail(x, n, rc, "%s", fe.msg);
+  if (rc != DLP_OK) return rc;
+  ox_ft *keep = malloc(sizeof *keep);
+  if (!keep || x->n_tensors >= x->cap_tensors) {
+    free(keep);
+    ox_ft_free(&res);
+    return nomem(x);
+  }
+  *keep = res;
+  ox_tensor *t = &x->tensors[x->n_tensors];
+  memset(t, 0, sizeof *t);
+  t->name = n->out[0];
+  t->dtype = res.is_float ? OX_FLOAT : OX_INT64;
+  t->ndim = res.ndim;
+  memcpy(t->dims, res.dims, sizeof t->dims);
+  t->numel = res.numel;
+  t->value = -1;
+  t->ft = keep;
+  x->syms[sym_find(x, n->out[0])].tensor = x->n_tensors++;
+  *done = true;
+  return DLP_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Sub, Div, HardSwish on activations, with the graph's Add, Mul and Clip
+ * ------------------------------------------------------------------------ */
+
+/* A const of t's shape holding f(t) (-t or 1/t), named "<node>/suffix". */
+static int mapped_const(ox *x, const ox_node *n, const ox_tensor *t, bool recip,
+                        const char *suffix, int *v) {
+  float *d;
+  int rc = tensor_floats(x, t, true, &d);
+  if (rc != DLP_OK) return nfail(x, n, rc, "%s", x->e->msg);
+  for (int64_t i = 0; i < t->numel; i++)
+    d[i] = recip ? 1.0f / d[i] : -d[i];
+  ox_str l = node_label(n);
+  char nm[OX_NAME_SHOW + 32];
+  snprintf(nm, sizeof nm, "%.*s/%s", OXS(l), suffix);
+  if ((rc = add_const(x, nm, t->ndim, t->dims, d, v)) != DLP_OK) return rc;
+  nn_shape cs = {t->ndim, {1, 1, 1, 1, 1, 1}};
+  for (int i = 0; i < t->ndim; i++)
+    cs.dims[i] = t->dims[i];
+  return set_vshape(x, *v, &cs);
+}
+
+/* a - b: Add(a, -b) for a constant b, else Add(Mul(b, -1), a). */
+static int op_sub(ox *x, const ox_node *n) {
+  int rc, in[2], out;
+  const ox_tensor *bt =
+      n->n_in > 1 && n->in[1].n ? sym_tensor(x, sym_find(x, n->in[1])) : NULL;
+  nn_node_attr a;
+  if (bt) {
+    if ((rc = in_value(x, n, 0, &in[0], NULL)) ||
+        (rc = mapped_const(x, n, bt, false, "neg", &in[1])))
+      return rc;
+  } else {
+    nn_node_attr_init(NN_OP_MUL, &a);
+    if ((rc = in_value(x, n, 1, &in[0], NULL)) ||
+        (rc = scalar_const(x, n, "minus_one", -1.0f, &in[1])) ||
+        (rc = emit(x, n, "neg", NN_OP_MUL, in, 2, &a, &in[0])) ||
+        (rc = in_value(x, n, 0, &in[1], NULL)))
+      return rc;
+  }
+  nn_node_attr_init(NN_OP_ADD, &a);
+  return emit(x, n, NULL, NN_OP_ADD, in, 2, &a, &out);
+}
+
+/* a / b for a constant b: Mul(a, 1/b). */
+static int op_div(ox *x, const ox_node *n) {
+  int rc, in[2], out;
+  const ox_tensor *bt =
+      n->n_in > 1 && n->in[1].n ? sym_tensor(x, sym_find(x, n->in[1])) : NULL;
+  if (!bt)
+    return nfail(x, n, DLP_ERR_UNSUPPORTED,
+                 "only division by a constant is supported");
+  if ((rc = in_value(x, n, 0, &in[0], NULL)) ||
+      (rc = mapped_const(x, n, bt, true, "reciprocal", &in[1])))
+    return rc;
+  nn_node_attr a;
+  nn_node_attr_init(NN_OP_MUL, &a);
+  return emit(x, n, NULL, NN_OP_MUL, in, 2, &a, &out);
+}
+
+/* HardSwish: x * clip(x/6 + 1/2, 0, 1). */
+static int op_hardswish(ox *x, const ox_node *n) {
+  int rc, xin, in[2], out;
+  nn_node_attr a;
+  nn_node_attr_init(NN_OP_MUL, &a);
+  if ((rc = in_value(x, n, 0, &xin, NULL))) return rc;
+  in[0] = xin;
+  if ((rc = scalar_const(x, n, "alpha", 1.0f / 6.0f, &in[1])) ||
+      (rc = emit(x, n, "mul", NN_OP_MUL, in, 2, &a, &in[0])) ||
+      (rc = scalar_const(x, n, "beta", 0.5f, &in[1])))
+    return rc;
+  nn_node_attr_init(NN_OP_ADD, &a);
+  if ((rc = emit(x, n, "add", NN_OP_ADD, in, 2, &a, &in[0]))) return rc;
+  nn_node_attr_init(NN_OP_CLIP, &a);
+  a.clip_lo = 0.0f;
+  a.clip_hi = 1.0f;
+  if ((rc = emit(x, n, "clip", NN_OP_CLIP, in, 1, &a, &in[1]))) return rc;
+  in[0] = xin;
+  nn_node_attr_init(NN_OP_MUL, &a);
+  return emit(x, n, NULL, NN_OP_MUL, in, 2, &a, &out);
+}
+
 typedef int (*ox_conv_fn)(ox *x, const ox_node *n);
 
 static const struct ox_op {
   const char *name;
-  ox_conv_fn fn;
+  ox_conv_fn fn;     /* NULL: only folded */
   const char *attrs; /* the attributes it understands */
 } ox_ops[] = {
     {"Conv", op_conv, "auto_pad,dilations,group,kernel_shape,pads,strides"},
@@ -1781,8 +2238,11 @@ static const struct ox_op {
      "auto_pad,ceil_mode,count_include_pad,kernel_shape,pads,strides"},
     {"GlobalAveragePool", op_global_pool, ""},
     {"GlobalMaxPool", op_global_pool, ""},
+    {"HardSwish", op_hardswish, ""},
     {"Add", op_binary, ""},
+    {"Sub", op_sub, ""},
     {"Mul", op_binary, ""},
+    {"Div", op_div, ""},
     {"Concat", op_concat, "axis"},
     {"Flatten", op_flatten, "axis"},
     {"Reshape", op_reshape, "allowzero"},
@@ -1794,7 +2254,25 @@ static const struct ox_op {
      "value,sparse_value,value_float,value_floats,"
      "value_int,value_ints,value_string,"
      "value_strings"},
+    {"Shape", NULL, "start,end"},
+    {"ConstantOfShape", NULL, "value"},
+    {"Gather", NULL, "axis"},
+    {"Slice", NULL, "starts,ends,axes"},
+    {"Cast", NULL, "to"},
+    {"Unsqueeze", NULL, "axes"},
+    {"Squeeze", NULL, "axes"},
 };
+
+/* Ops evaluated at import when their inputs are constants. */
+static bool foldable(ox_str op) {
+  static const char *const ops[] = {
+      "Add",     "Sub",       "Mul",     "Div",      "Concat",
+      "Reshape", "Shape",     "Cast",    "Slice",    "ConstantOfShape",
+      "Gather",  "Unsqueeze", "Squeeze", "Transpose"};
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+    if (ox_eq(op, ops[i])) return true;
+  return false;
+}
 
 static int convert_node(ox *x, const ox_node *n) {
   if (n->domain.n && !ox_eq(n->domain, "ai.onnx"))
@@ -1805,7 +2283,11 @@ static int convert_node(ox *x, const ox_node *n) {
   for (size_t i = 0; i < nops; i++) {
     if (!ox_eq(n->op, ox_ops[i].name)) continue;
     int rc = check_attrs(x, n, ox_ops[i].attrs);
-    return rc != DLP_OK ? rc : ox_ops[i].fn(x, n);
+    bool done = false;
+    if (rc == DLP_OK && foldable(n->op))
+      rc = try_fold(x, n, ox_ops[i].fn != NULL, &done);
+    if (rc != DLP_OK || done) return rc;
+    return ox_ops[i].fn(x, n);
   }
   char list[DLP_ERRMSG_MAX / 2];
   size_t used = 0;
@@ -1846,6 +2328,10 @@ static int mark_outputs(ox *x) {
 }
 
 static void ox_free(ox *x) {
+  for (int i = 0; i < x->n_tensors; i++) {
+    ox_ft_free(x->tensors[i].ft);
+    free(x->tensors[i].ft);
+  }
   for (int i = 0; i < x->n_nodes; i++)
     node_free(&x->nodes[i]);
   free(x->nodes);
@@ -1855,6 +2341,7 @@ static void ox_free(ox *x) {
   free(x->syms);
   free(x->hash);
   free(x->vshape);
+  free(x->vshape2);
 }
 
 int nn_onnx_load_sized(dlp_err *e, const uint8_t *buf, size_t len, int h, int w,
@@ -1864,6 +2351,7 @@ int nn_onnx_load_sized(dlp_err *e, const uint8_t *buf, size_t len, int h, int w,
   ox x;
   memset(&x, 0, sizeof x);
   x.e = e;
+  x.fold_budget = OX_FOLD_BUDGET;
   pb_reader model;
   pb_field gf;
   int *order = NULL;

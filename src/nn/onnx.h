@@ -19,7 +19,12 @@
  * Ops: Conv, Gemm (transA = 0), MatMul (constant 2-D right side),
  * BatchNormalization, Relu, LeakyRelu, Sigmoid, Tanh, HardSigmoid, Clip,
  * Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Add, Mul,
- * Concat, Flatten, Reshape, Transpose, Pad, Dropout, Identity, Constant.
+ * Concat, Flatten, Reshape, Transpose, Pad, Dropout, Identity, Constant,
+ * Sub, Div (by a constant), HardSwish. Nodes whose inputs are all constants
+ * (Add, Sub, Mul, Div, Concat, Reshape, Transpose, Cast, Slice, Gather,
+ * Unsqueeze, Squeeze, ConstantOfShape) and Shape are evaluated at import
+ * (onnx_fold.h), so computed pad amounts and reshape(x.shape[0], -1) work;
+ * a target shape whose first entry is the batch becomes -1.
  * Weights: float32 (float64 converted), raw_data or float_data.
  */
 #ifndef DLP_NN_ONNX_H

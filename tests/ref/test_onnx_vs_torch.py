@@ -235,6 +235,47 @@ class PadNet(nn.Module):
         return F.pad(x, (1, 1, 0, 2), value=0.5)
 
 
+class FoldNet(nn.Module):
+    """opset >= 11 pads (F.pad constant/reflect/replicate, ZeroPad2d) whose
+    amounts PyTorch computes with ConstantOfShape/Concat/Slice/Cast/...,
+    x - c, x / c, c - x, Hardswish (HardSigmoid + Mul before opset 14),
+    and reshape(x.shape[0], -1): Shape -> Gather -> Unsqueeze -> Concat"""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3)
+        self.z = nn.ZeroPad2d((1, 2, 0, 1))
+        self.hs = nn.Hardswish()
+
+    def forward(self, x):
+        x = F.pad(x, (0, 1, 2, 0))
+        x = self.c(x)
+        x = F.pad(x, (1, 2, 2, 1), mode="reflect")
+        x = F.pad(x, (2, 0, 0, 3), mode="replicate")
+        x = F.pad(x, (1, 1, 0, 2), value=0.5)
+        x = self.z(x)
+        x = (x - 0.3) / 2.5
+        x = 1.5 - self.hs(x * 3.0)
+        return x.reshape(x.shape[0], -1)
+
+
+def fold_nets():
+    """FoldNet at opsets 11, 13, 17; exported at batch 2 with a symbolic
+    batch, run at batch 1 and 3."""
+    torch.manual_seed(2)
+    model = FoldNet().eval()
+    for opset in (11, 13, 17):
+        path = export(model, torch.randn(2, 3, 7, 9), "foldnet_%d" % opset, opset)
+        ops = {n.op_type for n in onnx.load(path).graph.node}
+        if opset >= 11 and "ConstantOfShape" not in ops:
+            failures.append("foldnet opset %d: no computed pads to fold (%s)" % (opset, ops))
+        for batch in (1, 3):
+            x = torch.randn(batch, 3, 7, 9)
+            with torch.no_grad():
+                want = model(x).numpy()
+            check("foldnet opset %d batch %d" % (opset, batch), path, x.numpy(), want)
+
+
 def small_nets():
     x = torch.randn(2, 3, 7, 9)
     for name, cls, opsets in [("convnet", ConvNet, (9, 11, 13, 17)),
@@ -345,6 +386,7 @@ def main():
         return 1
     t0 = time.time()
     small_nets()
+    fold_nets()
     handmade()
     for net in nets:
         whole_network(*net)

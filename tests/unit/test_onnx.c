@@ -589,6 +589,225 @@ TEST(random_corruption_never_crashes) {
   free(m.p);
 }
 
+/* ------------------------------------------------------------------------
+ * Constant folding (Shape arithmetic, computed pads) and its hostile cases
+ * ------------------------------------------------------------------------ */
+
+static void g_i64(pbw *g, const char *name, const int64_t *v, int n) {
+  pbw t = tensor_i64(name, v, n);
+  w_msg(g, 5, &t);
+}
+
+/* A rank-0 int64 initializer (PyTorch's Gather index). */
+static void g_scalar(pbw *g, const char *name, int64_t v) {
+  pbw t = {0};
+  w_int(&t, 2, 7);
+  w_str(&t, 8, name);
+  pbw d = {0};
+  w_varint(&d, (uint64_t)v);
+  w_msg(&t, 7, &d);
+  w_msg(g, 5, &t);
+}
+
+static void g_node(pbw *g, const char *op, const char *name,
+                   const char *const *in, const char *out) {
+  pbw n = node(op, name, in, (const char *[]){out, 0});
+  w_msg(g, 1, &n);
+}
+
+/* Finishes g with input x (N, in_dims...) and output y. */
+static pbw xy_model(pbw *g, int nd, const int64_t *dims, int64_t opset) {
+  pbw vi = value_info("x", nd, dims);
+  w_msg(g, 11, &vi);
+  vi = value_info("y", 1, (int64_t[]){-1});
+  w_msg(g, 12, &vi);
+  return model(g, opset);
+}
+
+/* Loads m, expecting y of shape want (batch 1) and y == x (a reshape). */
+static void check_reshaped(pbw *m, int nd, const int64_t *want, int64_t n) {
+  dlp_err e = {0};
+  nn_graph *g = NULL;
+  int rc = nn_onnx_load(&e, m->p, m->n, &g);
+  free(m->p);
+  if (rc != DLP_OK) fprintf(stderr, "load: %s\n", e.msg);
+  CHECK_EQ_INT(rc, DLP_OK);
+  if (!g) return;
+  nn_shape s = nn_graph_value_shape(g, g->outputs[0], 1);
+  CHECK_EQ_INT(s.ndim, nd);
+  for (int i = 0; i < nd && i < s.ndim; i++)
+    CHECK_EQ_INT(s.dims[i], want[i]);
+  s = nn_graph_value_shape(g, g->outputs[0], 3); /* the batch still varies */
+  CHECK_EQ_INT(s.dims[0], 3 * want[0]);
+  float x[64], y[64];
+  for (int i = 0; i < 3 * n; i++)
+    x[i] = (float)i - 7.5f;
+  CHECK_EQ_INT(run_ref(g, 3, x, y), DLP_OK);
+  CHECK(memcmp(x, y, (size_t)(3 * n) * sizeof *x) == 0);
+  nn_graph_free(g);
+}
+
+/* Slice with indices far outside the axis clamps as ONNX (and Python)
+ * say: [2, 7, -1, 7, 0][INT64_MAX:INT64_MIN:INT64_MIN] == [0] and
+ * [3, 8, 8, -1][INT64_MIN:INT64_MAX:3] == [3, -1]; Concat gives the
+ * target shape [0, 3, -1] for Reshape. Opset 9 (attributes) too. */
+TEST(fold_slice_clamps_absurd_indices) {
+  for (int opset = 9; opset <= 13; opset += 4) {
+    pbw g = {0};
+    g_i64(&g, "da", (int64_t[]){2, 7, -1, 7, 0}, 5);
+    g_i64(&g, "db", (int64_t[]){3, 8, 8, -1}, 4);
+    if (opset >= 10) {
+      g_i64(&g, "big", (int64_t[]){INT64_MAX}, 1);
+      g_i64(&g, "small", (int64_t[]){INT64_MIN}, 1);
+      g_i64(&g, "ax", (int64_t[]){0}, 1);
+      g_i64(&g, "three", (int64_t[]){3}, 1);
+      g_node(&g, "Slice", "sa",
+             (const char *[]){"da", "big", "small", "ax", "small", 0}, "a");
+      g_node(&g, "Slice", "sb",
+             (const char *[]){"db", "small", "big", "ax", "three", 0}, "b");
+    } else { /* opset 9: no steps; [3, 8, 8, -1][INT64_MIN:INT64_MAX] */
+      pbw n = node("Slice", "sa", (const char *[]){"da", 0},
+                   (const char *[]){"a", 0});
+      pbw at = attr_ints("starts", (int64_t[]){-1}, 1);
+      w_msg(&n, 5, &at);
+      at = attr_ints("ends", (int64_t[]){INT64_MAX}, 1);
+      w_msg(&n, 5, &at);
+      w_msg(&g, 1, &n);
+      n = node("Slice", "sb", (const char *[]){"db", 0},
+               (const char *[]){"b", 0});
+      at = attr_ints("starts", (int64_t[]){INT64_MIN}, 1);
+      w_msg(&n, 5, &at);
+      at = attr_ints("ends", (int64_t[]){INT64_MAX}, 1);
+      w_msg(&n, 5, &at);
+      at = attr_ints("axes", (int64_t[]){-1}, 1);
+      w_msg(&n, 5, &at);
+      w_msg(&g, 1, &n);
+      /* [3, 8, 8, -1] whole: [0, 3, 8, 8, -1] is 5-D; take [0] + [3, -1]
+       * by a Gather instead */
+      g_i64(&g, "idx", (int64_t[]){0, 3}, 2);
+      pbw gn = node("Gather", "gb", (const char *[]){"b", "idx", 0},
+                    (const char *[]){"b2", 0});
+      w_msg(&g, 1, &gn);
+    }
+    pbw n = node("Concat", "cat",
+                 (const char *[]){"a", opset >= 10 ? "b" : "b2", 0},
+                 (const char *[]){"shape", 0});
+    pbw at = attr_int("axis", 0);
+    w_msg(&n, 5, &at);
+    w_msg(&g, 1, &n);
+    g_node(&g, "Reshape", "r", (const char *[]){"x", "shape", 0}, "y");
+    pbw m = xy_model(&g, 2, (int64_t[]){-1, 6}, opset);
+    check_reshaped(&m, 3, (int64_t[]){1, 3, 2}, 6);
+  }
+}
+
+/* x.reshape(x.shape[0], -1) as PyTorch exports it at opset 13: Shape ->
+ * Gather(0) -> Unsqueeze -> Concat([-1]) -> Reshape, with a symbolic batch. */
+TEST(fold_shape_of_symbolic_batch) {
+  pbw g = {0};
+  g_node(&g, "Shape", "shape", (const char *[]){"x", 0}, "s");
+  g_scalar(&g, "zero", 0);
+  g_node(&g, "Gather", "gather", (const char *[]){"s", "zero", 0}, "n");
+  g_i64(&g, "axes", (int64_t[]){0}, 1);
+  g_node(&g, "Unsqueeze", "unsq", (const char *[]){"n", "axes", 0}, "n1");
+  g_i64(&g, "minus1", (int64_t[]){-1}, 1);
+  pbw n = node("Concat", "cat", (const char *[]){"n1", "minus1", 0},
+               (const char *[]){"target", 0});
+  pbw at = attr_int("axis", 0);
+  w_msg(&n, 5, &at);
+  w_msg(&g, 1, &n);
+  g_node(&g, "Reshape", "r", (const char *[]){"x", "target", 0}, "y");
+  pbw m = xy_model(&g, 3, (int64_t[]){-1, 2, 3}, 13);
+  check_reshaped(&m, 2, (int64_t[]){1, 6}, 6);
+}
+
+/* One-node-plus-Reshape models for the folder's refusals. */
+static int fold_err(int which, dlp_err *e) {
+  pbw g = {0};
+  pbw n, at;
+  const char *target = "t";
+  switch (which) {
+  case 0: /* ConstantOfShape asking for 2^40 floats */
+    g_i64(&g, "dims", (int64_t[]){1 << 20, 1 << 20}, 2);
+    g_node(&g, "ConstantOfShape", "huge", (const char *[]){"dims", 0}, "t");
+    break;
+  case 1: /* Slice with a zero step */
+    g_i64(&g, "d", (int64_t[]){1, 6}, 2);
+    g_i64(&g, "st", (int64_t[]){0}, 1);
+    g_i64(&g, "en", (int64_t[]){INT64_MAX}, 1);
+    g_i64(&g, "z", (int64_t[]){0}, 1);
+    g_node(&g, "Slice", "zero_step",
+           (const char *[]){"d", "st", "en", "z", "z", 0}, "t");
+    break;
+  case 2: /* Slice on an axis the data does not have */
+    g_i64(&g, "d", (int64_t[]){1, 6}, 2);
+    g_i64(&g, "st", (int64_t[]){0}, 1);
+    g_i64(&g, "ax", (int64_t[]){INT64_MIN}, 1);
+    g_node(&g, "Slice", "bad_axis", (const char *[]){"d", "st", "st", "ax", 0},
+           "t");
+    break;
+  case 3: /* a folded target shape with a wrong element count */
+    g_i64(&g, "a", (int64_t[]){0}, 1);
+    g_i64(&g, "b", (int64_t[]){4}, 1);
+    n = node("Concat", "cat", (const char *[]){"a", "b", 0},
+             (const char *[]){"t", 0});
+    at = attr_int("axis", 0);
+    w_msg(&n, 5, &at);
+    w_msg(&g, 1, &n);
+    break;
+  case 4: /* a folded Reshape of constants with a wrong element count */
+    g_i64(&g, "five", (int64_t[]){1, 2, 3, 4, 5}, 5);
+    g_i64(&g, "s23", (int64_t[]){2, 3}, 2);
+    g_node(&g, "Reshape", "bad_reshape", (const char *[]){"five", "s23", 0},
+           "t");
+    break;
+  case 5: /* Gather out of range */
+    g_i64(&g, "d", (int64_t[]){1, 6}, 2);
+    g_scalar(&g, "i", 7);
+    g_node(&g, "Gather", "far", (const char *[]){"d", "i", 0}, "t");
+    break;
+  default: /* the batch size as the second entry of a target shape */
+    g_node(&g, "Shape", "shape", (const char *[]){"x", 0}, "s");
+    g_i64(&g, "i", (int64_t[]){0}, 1);
+    g_node(&g, "Gather", "gather", (const char *[]){"s", "i", 0}, "nb");
+    g_i64(&g, "one", (int64_t[]){6}, 1);
+    n = node("Concat", "cat", (const char *[]){"one", "nb", 0},
+             (const char *[]){"t", 0});
+    at = attr_int("axis", 0);
+    w_msg(&n, 5, &at);
+    w_msg(&g, 1, &n);
+    break;
+  }
+  g_node(&g, "Reshape", "r", (const char *[]){"x", target, 0}, "y");
+  pbw m = xy_model(&g, 2, (int64_t[]){-1, 6}, 13);
+  return load_err(&m, e);
+}
+
+TEST(fold_refuses_hostile_constants) {
+  static const struct {
+    int code;
+    const char *node, *text;
+  } want[] = {
+      {DLP_ERR_TOO_LARGE, "'huge' (ConstantOfShape)", "more than dlp folds"},
+      {DLP_ERR_CORRUPT, "'zero_step' (Slice)", "step is 0"},
+      {DLP_ERR_CORRUPT, "'bad_axis' (Slice)", "outside rank 1"},
+      {DLP_ERR_CORRUPT, "'r' (Reshape)", "reshape"},
+      {DLP_ERR_CORRUPT, "'bad_reshape' (Reshape)", "cannot reshape"},
+      {DLP_ERR_CORRUPT, "'far' (Gather)", "index 7"},
+      {DLP_ERR_UNSUPPORTED, "'r' (Reshape)", "batch size"},
+  };
+  for (int i = 0; i < (int)(sizeof want / sizeof want[0]); i++) {
+    dlp_err e;
+    int rc = fold_err(i, &e);
+    if (rc != want[i].code || !strstr(e.msg, want[i].node) ||
+        !strstr(e.msg, want[i].text))
+      fprintf(stderr, "case %d: rc %d: %s\n", i, rc, e.msg);
+    CHECK_EQ_INT(rc, want[i].code);
+    CHECK(strstr(e.msg, want[i].node) != NULL);
+    CHECK(strstr(e.msg, want[i].text) != NULL);
+  }
+}
+
 int main(void) {
   RUN(wire_reader_is_strict);
   RUN(conv_raw_data);
@@ -601,5 +820,8 @@ int main(void) {
   RUN(truncated_at_every_offset);
   RUN(initializer_sizes_are_checked);
   RUN(random_corruption_never_crashes);
+  RUN(fold_slice_clamps_absurd_indices);
+  RUN(fold_shape_of_symbolic_batch);
+  RUN(fold_refuses_hostile_constants);
   return test_summary();
 }
