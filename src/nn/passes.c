@@ -1,6 +1,8 @@
 /* passes.c - graph rewrites that keep the results: identities removed,
- * batch norm folded into the convolution or dense before it, activations
- * fused into it; and nn_graph_cut (a chosen value becomes the output). */
+ * zero padding folded into the convolution after it (Keras ZeroPadding2D,
+ * PyTorch F.pad), batch norm folded into the convolution or dense before it,
+ * activations fused into it; and nn_graph_cut (a chosen value becomes the
+ * output). */
 #include "graph.h"
 #include "graph_util.h"
 
@@ -221,6 +223,39 @@ static void drop_identity(pass_ctx *c, int i) {
   c->dead[i] = true;
 }
 
+/* Conv node i reads a constant-zero spatial Pad whose output nothing else
+ * reads: the pad amounts move into the convolution's own padding, which
+ * oneDNN handles inside the kernel instead of a copy (MobileNetV2 has one
+ * such pad before each stride-2 depthwise convolution). */
+static void fold_pad(pass_ctx *c, int i) {
+  nn_graph *g = c->g;
+  nn_node *conv = &g->nodes[i];
+  int x = conv->in[0];
+  const nn_value *xv = &g->values[x];
+  if (xv->kind != NN_VALUE_NODE || xv->producer < 0 || c->uses[x] != 1 ||
+      is_output(g, x))
+    return;
+  int pi = xv->producer;
+  const nn_node *pad = &g->nodes[pi];
+  const nn_pad_attr *a = &pad->attr.pad;
+  if (pad->op != NN_OP_PAD || c->dead[pi] || a->mode != NN_PAD_CONSTANT ||
+      a->value != 0.0f || xv->shape.ndim != 4)
+    return;
+  const int64_t *b = a->pads, *en = a->pads + 4; /* begins, then ends */
+  if (b[0] || b[1] || en[0] || en[1]) return;    /* batch or channels */
+  int64_t t = conv->attr.conv.pads[0] + b[2], l = conv->attr.conv.pads[1] + b[3];
+  int64_t bo = conv->attr.conv.pads[2] + en[2],
+          r = conv->attr.conv.pads[3] + en[3];
+  if (t > INT32_MAX || l > INT32_MAX || bo > INT32_MAX || r > INT32_MAX) return;
+  conv->attr.conv.pads[0] = (int)t;
+  conv->attr.conv.pads[1] = (int)l;
+  conv->attr.conv.pads[2] = (int)bo;
+  conv->attr.conv.pads[3] = (int)r;
+  conv->in[0] = pad->in[0]; /* one reader moves from x to the pad's input */
+  c->uses[x] = 0;
+  c->dead[pi] = true;
+}
+
 static int count_uses(dlp_err *e, pass_ctx *c) {
   nn_graph *g = c->g;
   c->uses = calloc((size_t)g->n_values + 1, sizeof *c->uses);
@@ -257,6 +292,8 @@ int nn_graph_optimize(dlp_err *e, nn_graph *g) {
   rc = count_uses(e, &c);
   for (int i = 0; rc == DLP_OK && i < g->n_nodes; i++)
     if (g->nodes[i].op == NN_OP_IDENTITY) drop_identity(&c, i);
+  for (int i = 0; rc == DLP_OK && i < g->n_nodes; i++)
+    if (g->nodes[i].op == NN_OP_CONV2D && !c.dead[i]) fold_pad(&c, i);
   /* Nodes are in topological order, so conv -> bn -> relu folds, then
    * fuses into the same conv. */
   for (int i = 0; rc == DLP_OK && i < g->n_nodes; i++) {

@@ -440,6 +440,51 @@ TEST(optimize_folds_and_fuses_with_the_same_results) {
   nn_graph_free(g);
 }
 
+TEST(zero_pad_folds_into_the_next_conv_but_not_other_pads) {
+  dlp_err e = {0};
+  for (int variant = 0; variant < 3; variant++) {
+    /* 0: zero pad -> conv (folds); 1: value 1 (must stay); 2: reflect */
+    nn_graph *g = NULL;
+    CHECK_OK(NULL, nn_graph_new(&e, &g));
+    int x = nn_graph_add_input(g, "in", 4, (int64_t[]){-1, 3, 9, 9});
+    nn_node_attr a;
+    nn_node_attr_init(NN_OP_PAD, &a);
+    int64_t p4[8] = {0, 0, 0, 1, 0, 0, 1, 2}; /* top 0 left 1 bottom 1 right 2 */
+    memcpy(a.pad.pads, p4, sizeof p4);
+    a.pad.value = variant == 1 ? 1.0f : 0.0f;
+    a.pad.mode = variant == 2 ? NN_PAD_REFLECT : NN_PAD_CONSTANT;
+    int pd = nn_graph_add_node(g, NN_OP_PAD, "zero_pad", (int[]){x}, 1, &a);
+    int w = add_rand_const(g, "c/kernel", 4, (int64_t[]){4, 3, 3, 3}, -1, 1);
+    nn_node_attr ca;
+    nn_node_attr_init(NN_OP_CONV2D, &ca);
+    ca.conv.stride[0] = ca.conv.stride[1] = 2;
+    ca.conv.pads[0] = 1; /* pads of its own add up with the folded ones */
+    int y = nn_graph_add_node(g, NN_OP_CONV2D, "c", (int[]){pd, w}, 2, &ca);
+    nn_graph_mark_output(g, y);
+    CHECK_OK(NULL, nn_graph_finalize(&e, g));
+    float *in = rand_floats(2 * 3 * 9 * 9, -2, 2);
+    float *want = run_ref(g, 2, in, NULL);
+    CHECK_OK(NULL, nn_graph_optimize(&e, g));
+    float *got = run_ref(g, 2, in, NULL);
+    nn_shape s = nn_graph_value_shape(g, g->outputs[0], 2);
+    CHECK(want && got);
+    if (want && got)
+      CHECK(max_rel_err(got, want, nn_shape_numel(s.ndim, s.dims)) <= 1e-6);
+    int c = nn_graph_find_node(g, "c");
+    CHECK_EQ_INT(g->n_nodes, variant == 0 ? 1 : 2);
+    if (variant == 0 && c >= 0) {
+      CHECK_EQ_INT(g->nodes[c].attr.conv.pads[0], 1);
+      CHECK_EQ_INT(g->nodes[c].attr.conv.pads[1], 1);
+      CHECK_EQ_INT(g->nodes[c].attr.conv.pads[2], 1);
+      CHECK_EQ_INT(g->nodes[c].attr.conv.pads[3], 2);
+    }
+    free(in);
+    free(want);
+    free(got);
+    nn_graph_free(g);
+  }
+}
+
 TEST(arena_reuses_dead_buffers) {
   dlp_err e = {0};
   nn_graph *g = NULL;
@@ -569,6 +614,7 @@ int main(void) {
   RUN(dead_nodes_and_their_weights_are_dropped);
   RUN(cut_keeps_what_the_chosen_value_needs);
   RUN(optimize_folds_and_fuses_with_the_same_results);
+  RUN(zero_pad_folds_into_the_next_conv_but_not_other_pads);
   RUN(arena_reuses_dead_buffers);
   RUN(reference_run_matches_plain_loops_at_batch_1_and_3);
   RUN(transpose_moves_elements_by_the_index_formula);
