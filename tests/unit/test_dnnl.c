@@ -438,6 +438,50 @@ TEST(unfused_batchnorm_acts_clip_softmax_reshape) {
   nn_graph_free(g);
 }
 
+TEST(zero_pad_folded_into_avgpool_and_conv) {
+  /* ONNX exports of avg_pool2d(padding=1) are Pad + AveragePool: the
+   * backend folds a zero Pad into its reader; a Pad that cannot fold (non
+   * zero value, two readers, a pool oneDNN refuses) runs on its own. */
+  for (int variant = 0; variant < 4; variant++) {
+    nn_graph *g = NULL;
+    nn_graph_new(NULL, &g);
+    int x = input4(g, "x", 4, 12, 11);
+    nn_conv2d_attr ca;
+    nn_conv2d_attr_init(&ca);
+    ca.act = NN_ACT_RELU;
+    int y = conv(g, "c", x, 4, 32, 1, 1, &ca); /* blocked pool input */
+    nn_node_attr a;
+    nn_node_attr_init(NN_OP_PAD, &a);
+    a.pad.pads[2] = a.pad.pads[3] = a.pad.pads[6] = a.pad.pads[7] = 1;
+    if (variant == 1) a.pad.value = 0.5f;
+    int p = unary(g, NN_OP_PAD, "pad", y, &a);
+    nn_node_attr_init(NN_OP_AVGPOOL, &a);
+    a.pool.kernel[0] = a.pool.kernel[1] = 3;
+    if (variant == 3) { /* ceil mode needs uncounted right padding */
+      a.pool.stride[0] = a.pool.stride[1] = 2;
+      a.pool.ceil_mode = true;
+    }
+    int q = unary(g, NN_OP_AVGPOOL, "pool", p, &a);
+    if (variant == 2) q = binary(g, NN_OP_ADD, "pool_plus_pad", q,
+                                 unary(g, NN_OP_AVGPOOL, "pool2", p, &a));
+    /* asymmetric zero pad before a 3x3 conv */
+    nn_node_attr_init(NN_OP_PAD, &a);
+    a.pad.pads[2] = 2;
+    a.pad.pads[3] = 0;
+    a.pad.pads[6] = 1;
+    a.pad.pads[7] = 3;
+    int p2 = unary(g, NN_OP_PAD, "pad2", q, &a);
+    nn_conv2d_attr_init(&ca);
+    ca.pads[0] = ca.pads[1] = ca.pads[2] = ca.pads[3] = 1;
+    int z = conv(g, "c2", p2, 32, 16, 3, 3, &ca);
+    nn_graph_mark_output(g, z);
+    char what[64];
+    snprintf(what, sizeof what, "pad folding variant %d", variant);
+    check_graph(g, what, TOL);
+    nn_graph_free(g);
+  }
+}
+
 TEST(optimized_graph_matches_unoptimized_reference) {
   /* conv + unfused BN + relu, optimized (BN folded, relu fused) and run on
    * dnnl, against the reference on the same graph before optimizing. */
@@ -614,6 +658,7 @@ int main(void) {
   RUN(broadcast_mul_add_and_fallback);
   RUN(transpose_and_pad_fall_back_between_blocked_ops);
   RUN(unfused_batchnorm_acts_clip_softmax_reshape);
+  RUN(zero_pad_folded_into_avgpool_and_conv);
   RUN(optimized_graph_matches_unoptimized_reference);
   RUN(repeated_runs_and_thread_counts_agree);
   RUN(bf16_stays_within_1e2_of_fp32);
