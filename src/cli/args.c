@@ -325,6 +325,19 @@ static const cli_opt models_opts[] = {
     OPT_QUIET,
     {NULL}};
 
+static const cli_opt sql_opts[] = {
+    {.name = "csv",
+     .short_name = 'c',
+     .kind = CLI_FLAG,
+     .help = "print rows as CSV with a header (blobs as hex)"},
+    {.name = "json",
+     .kind = CLI_FLAG,
+     .help = "print rows as JSON Lines, one object per row"},
+    {.name = "table",
+     .kind = CLI_FLAG,
+     .help = "print rows as a text table (the default)"},
+    {NULL}};
+
 static const cli_opt no_opts[] = {{NULL}};
 
 const cli_cmd cli_commands[] = {
@@ -447,6 +460,21 @@ const cli_cmd cli_commands[] = {
      .example = "dlp models import resnet50_weights_tf_dim_ordering_tf_"
                 "kernels.h5\n  dlp models info ResNet50",
      .run = cli_cmd_models},
+    {.name = "sql",
+     .summary = "run SQL on a SQLite database with the dlp functions",
+     .usage = "DB 'QUERY' [--csv | --json | --table]",
+     .description =
+         "Opens DB (created when missing; ':memory:' for none) with the dlp\n"
+         "SQLite extension loaded (dlp_images, dlp_featurize, dlp_predict,\n"
+         "dlp_knn, dlp_cosine, ...; see docs/sql.md) and runs the statements\n"
+         "of QUERY in order, printing the rows of each.",
+     .positional = {"DB", "QUERY"},
+     .npos_min = 2,
+     .npos_max = 2,
+     .opts = sql_opts,
+     .example = "dlp sql pics.db \"SELECT path, dlp_predict('MobileNetV2', "
+                "path, 1) FROM pics\"",
+     .run = cli_cmd_sql},
     {.name = "version",
      .summary = "print the versions of dlp and of the library",
      .usage = "",

@@ -181,6 +181,7 @@ int cli_cmd_featurize(const cli_args *a);
 int cli_cmd_predict(const cli_args *a);
 int cli_cmd_apply(const cli_args *a);
 int cli_cmd_models(const cli_args *a);
+int cli_cmd_sql(const cli_args *a);
 
 /* cmd_featurize.c: the steps featurize, predict and apply share (model
  * options, input table or folder, transform, output, summary). */
