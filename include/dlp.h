@@ -286,6 +286,17 @@ typedef struct dlp_preprocess {
 
 DLP_API void dlp_preprocess_init(dlp_preprocess *p);
 
+/* The normalisation called "tf", "caffe", "torch" or "none" (the spelling of
+ * the CLI's --preprocess and the SQL functions' options). Returns 1 and sets
+ * *out, or 0 for any other name. */
+DLP_API int dlp_norm_from_name(const char *name, dlp_norm *out);
+/* "tf", "caffe", "torch", "none", "custom"; "unknown" for other values. */
+DLP_API const char *dlp_norm_name(dlp_norm n);
+/* Parses an image size "HxW" ('x' or 'X', e.g. "299x299"; each 1..65535)
+ * into *height and *width. Returns 1, or 0 (outputs untouched) when
+ * malformed. */
+DLP_API int dlp_parse_size(const char *s, int32_t *height, int32_t *width);
+
 /* Floats dlp_image_to_tensor writes: 3 * width * height. */
 DLP_API size_t dlp_preprocess_size(const dlp_preprocess *p);
 

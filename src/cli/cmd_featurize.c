@@ -8,19 +8,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-/* "224x224" -> h, w (each 1..65535). */
-static int parse_size(const char *s, int32_t *h, int32_t *w) {
-  char *end;
-  long a = strtol(s, &end, 10);
-  if (end == s || (*end != 'x' && *end != 'X')) return 0;
-  const char *p = end + 1;
-  long b = strtol(p, &end, 10);
-  if (end == p || *end || a < 1 || b < 1 || a > 65535 || b > 65535) return 0;
-  *h = (int32_t)a;
-  *w = (int32_t)b;
-  return 1;
-}
-
 /* "a,b,c" -> three finite numbers (std: > 0). */
 static int parse_triple(const char *s, float *v, int positive) {
   char *buf;
@@ -38,32 +25,16 @@ static int parse_triple(const char *s, float *v, int positive) {
   return ok;
 }
 
-static int parse_norm(const char *s, dlp_norm *n) {
-  static const struct {
-    const char *name;
-    dlp_norm norm;
-  } t[] = {{"tf", DLP_NORM_TF},
-           {"caffe", DLP_NORM_CAFFE},
-           {"torch", DLP_NORM_TORCH},
-           {"none", DLP_NORM_NONE}};
-  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-    if (strcmp(s, t[i].name) == 0) {
-      *n = t[i].norm;
-      return 1;
-    }
-  return 0;
-}
-
 /* Image input options (--input-size, --preprocess, --mean/--std,
  * --channel-order) into mo. */
 static int image_opts(const cli_args *a, dlp_model_opts *mo) {
   const cli_cmd *c = a->cmd;
   const char *v = cli_str(a, "input-size");
-  if (v && !parse_size(v, &mo->input_height, &mo->input_width))
+  if (v && !dlp_parse_size(v, &mo->input_height, &mo->input_width))
     return cli_usage_error(c, "invalid value '%s' for '--input-size': "
                               "expected HxW, e.g. 224x224", v);
   if ((v = cli_str(a, "preprocess"))) {
-    if (!parse_norm(v, &mo->norm))
+    if (!dlp_norm_from_name(v, &mo->norm))
       return cli_usage_error(c, "invalid value '%s' for '--preprocess': "
                                 "expected tf, caffe, torch or none", v);
     mo->norm_set = 1;

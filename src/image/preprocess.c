@@ -13,9 +13,50 @@
  * white). */
 #include "image.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const struct {
+  const char *name;
+  dlp_norm norm;
+} pp_norm_names[] = {{"tf", DLP_NORM_TF},
+                     {"caffe", DLP_NORM_CAFFE},
+                     {"torch", DLP_NORM_TORCH},
+                     {"none", DLP_NORM_NONE},
+                     {"custom", DLP_NORM_CUSTOM}};
+
+int dlp_norm_from_name(const char *name, dlp_norm *out) {
+  /* "custom" is not a name callers choose: it means explicit mean/std. */
+  for (size_t i = 0; name && i < 4; i++)
+    if (strcmp(name, pp_norm_names[i].name) == 0) {
+      *out = pp_norm_names[i].norm;
+      return 1;
+    }
+  return 0;
+}
+
+const char *dlp_norm_name(dlp_norm n) {
+  for (size_t i = 0; i < sizeof pp_norm_names / sizeof pp_norm_names[0]; i++)
+    if (pp_norm_names[i].norm == n) return pp_norm_names[i].name;
+  return "unknown";
+}
+
+int dlp_parse_size(const char *s, int32_t *height, int32_t *width) {
+  if (!s) return 0;
+  char *end;
+  long a = strtol(s, &end, 10);
+  if (end == s || (*end != 'x' && *end != 'X') || !isdigit((unsigned char)*s))
+    return 0;
+  const char *p = end + 1;
+  if (!isdigit((unsigned char)*p)) return 0;
+  long b = strtol(p, &end, 10);
+  if (*end || a < 1 || b < 1 || a > 65535 || b > 65535) return 0;
+  *height = (int32_t)a;
+  *width = (int32_t)b;
+  return 1;
+}
 
 void dlp_preprocess_init(dlp_preprocess *p) {
   if (!p) return;

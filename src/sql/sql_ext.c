@@ -41,19 +41,6 @@ static int is_model_file(const char *name) {
   return 0;
 }
 
-/* "224x224" -> h, w. */
-static int parse_size(const char *s, int32_t *h, int32_t *w) {
-  char *end;
-  long a = strtol(s, &end, 10);
-  if (end == s || (*end != 'x' && *end != 'X')) return 0;
-  const char *p = end + 1;
-  long b = strtol(p, &end, 10);
-  if (end == p || *end || a < 1 || b < 1 || a > 65535 || b > 65535) return 0;
-  *h = (int32_t)a;
-  *w = (int32_t)b;
-  return 1;
-}
-
 static int parse_triple(const cJSON *v, float *out, int positive) {
   if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 3) return 0;
   for (int i = 0; i < 3; i++) {
@@ -66,22 +53,6 @@ static int parse_triple(const cJSON *v, float *out, int positive) {
   return 1;
 }
 
-static int parse_norm(const char *s, dlp_norm *n) {
-  static const struct {
-    const char *name;
-    dlp_norm norm;
-  } t[] = {{"tf", DLP_NORM_TF},
-           {"caffe", DLP_NORM_CAFFE},
-           {"torch", DLP_NORM_TORCH},
-           {"none", DLP_NORM_NONE}};
-  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-    if (strcmp(s, t[i].name) == 0) {
-      *n = t[i].norm;
-      return 1;
-    }
-  return 0;
-}
-
 /* One option of the JSON object into mo / mm; 0 with err set when bad. */
 static int apply_option(const cJSON *it, dlp_model_opts *mo, dlpsql_model *mm,
                         char *err, size_t errlen) {
@@ -89,9 +60,9 @@ static int apply_option(const cJSON *it, dlp_model_opts *mo, dlpsql_model *mm,
   const char *sv = cJSON_IsString(it) ? it->valuestring : NULL;
   int ok = 1;
   if (strcmp(k, "input_size") == 0)
-    ok = sv && parse_size(sv, &mo->input_height, &mo->input_width);
+    ok = sv && dlp_parse_size(sv, &mo->input_height, &mo->input_width);
   else if (strcmp(k, "preprocess") == 0)
-    ok = sv && parse_norm(sv, &mo->norm) && (mo->norm_set = 1);
+    ok = sv && dlp_norm_from_name(sv, &mo->norm) && (mo->norm_set = 1);
   else if (strcmp(k, "mean") == 0)
     ok = parse_triple(it, mo->mean, 0) && (mo->norm = DLP_NORM_CUSTOM) &&
          (mo->norm_set = 1);

@@ -382,6 +382,30 @@ TEST(batch_goes_on_past_a_missing_file) {
   dlp_ctx_free(ctx);
 }
 
+TEST(size_and_norm_names_parse_strictly) {
+  int32_t h = 7, w = 7;
+  CHECK(dlp_parse_size("299x224", &h, &w) && h == 299 && w == 224);
+  CHECK(dlp_parse_size("1X1", &h, &w) && h == 1 && w == 1);
+  const char *bad[] = {"", "x", "299", "299x", "x299", "0x5", "5x0", "-3x3",
+                       " 3x3", "3x 3", "3x3 ", "65536x1", "3x3x3", "+3x3"};
+  h = w = 7;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    CHECK(!dlp_parse_size(bad[i], &h, &w));
+  CHECK(h == 7 && w == 7); /* untouched on failure */
+  CHECK(!dlp_parse_size(NULL, &h, &w));
+  const char *names[] = {"tf", "caffe", "torch", "none"};
+  for (int i = 0; i < 4; i++) {
+    dlp_norm n = DLP_NORM_CUSTOM;
+    CHECK(dlp_norm_from_name(names[i], &n));
+    CHECK_STR(dlp_norm_name(n), names[i]);
+  }
+  dlp_norm n = DLP_NORM_TF;
+  CHECK(!dlp_norm_from_name("TF", &n) && !dlp_norm_from_name("custom", &n));
+  CHECK(!dlp_norm_from_name(NULL, &n) && n == DLP_NORM_TF);
+  CHECK_STR(dlp_norm_name(DLP_NORM_CUSTOM), "custom");
+  CHECK_STR(dlp_norm_name((dlp_norm)99), "unknown");
+}
+
 int main(void) {
   RUN(identity_resize_keeps_pixels);
   RUN(constant_image_stays_constant);
@@ -392,5 +416,6 @@ int main(void) {
   RUN(preprocess_defaults);
   RUN(bad_arguments_are_refused);
   RUN(batch_goes_on_past_a_missing_file);
+  RUN(size_and_norm_names_parse_strictly);
   return test_summary();
 }
