@@ -72,10 +72,7 @@ typedef struct dn_state {
   int *last_use;  /* per value: last node reading it (DN_KEEP: an output) */
   int *uses_left; /* per value: reads not yet planned */
   int *consumer;  /* per value: a node reading it */
-  bool *fused;    /* per node: computed by an earlier node's primitive, or
-                     folded into a later one (a zero Pad) */
-  int *fold_pad;  /* per node: index of a zero Pad node folded into this
-                     conv / average pool as extra padding, else -1 */
+  bool *fused;    /* per node: computed by an earlier node's primitive */
   void **owned;   /* reordered weights */
   int n_owned, cap_owned;
   size_t owned_bytes, scratch_size, arena_size;
@@ -400,21 +397,6 @@ static void uses_done(dn_state *s, const nn_node *n) {
   for (int k = 0; k < n->n_in; k++) s->uses_left[n->in[k]]--;
 }
 
-/* The data input of conv / pool node i: the input of a Pad folded into it
- * (extra gets that Pad's top, left, bottom, right), else in[0]. */
-static int node_src(const dn_state *s, int i, int64_t extra[4]) {
-  const nn_node *n = &s->g->nodes[i];
-  for (int k = 0; k < 4; k++) extra[k] = 0;
-  if (s->fold_pad[i] < 0) return n->in[0];
-  const nn_node *p = &s->g->nodes[s->fold_pad[i]];
-  const int64_t *pp = p->attr.pad.pads;
-  extra[0] = pp[2];
-  extra[1] = pp[3];
-  extra[2] = pp[6];
-  extra[3] = pp[7];
-  return p->in[0];
-}
-
 /* ------------------------------------------------------------------------
  * Activations as oneDNN eltwise algorithms
  * ------------------------------------------------------------------------ */
@@ -564,8 +546,7 @@ static int fused_dst(dn_state *s, int i, const dn_fuse *f,
 static int plan_conv(dn_state *s, int i) {
   const nn_node *n = &s->g->nodes[i];
   const nn_conv2d_attr *a = &n->attr.conv;
-  int64_t extra[4];
-  int x = node_src(s, i, extra);
+  int x = n->in[0];
   nn_shape xs = vshape(s, x), ws = vshape(s, n->in[1]);
   nn_shape ys = vshape(s, n->out);
   if (xs.ndim != 4 || ws.ndim != 4 || ys.ndim != 4 || a->groups < 1)
@@ -593,8 +574,8 @@ static int plan_conv(dn_state *s, int i) {
   if (has_bias) md_plain(&bias, vshape(s, n->in[2]), dnnl_f32);
   dnnl_dims_t strides = {a->stride[0], a->stride[1]};
   dnnl_dims_t dil = {a->dilation[0] - 1, a->dilation[1] - 1};
-  dnnl_dims_t pl = {a->pads[0] + extra[0], a->pads[1] + extra[1]};
-  dnnl_dims_t pr = {a->pads[2] + extra[2], a->pads[3] + extra[3]};
+  dnnl_dims_t pl = {a->pads[0], a->pads[1]};
+  dnnl_dims_t pr = {a->pads[2], a->pads[3]};
   bool wino = s->wino && G == 1;
   dnnl_convolution_desc_t cd, cd_auto;
   if (dnnl_dilated_convolution_forward_desc_init(
@@ -752,8 +733,7 @@ static int plan_view(dn_state *s, int i) {
 
 static int plan_pool(dn_state *s, int i) {
   const nn_node *n = &s->g->nodes[i];
-  int64_t extra[4];
-  int x = node_src(s, i, extra);
+  int x = n->in[0];
   nn_shape xs = vshape(s, x), ys = vshape(s, n->out);
   if (xs.ndim != 4) return DLP_ERR_UNSUPPORTED;
   bool global = n->op == NN_OP_GLOBAL_AVGPOOL || n->op == NN_OP_GLOBAL_MAXPOOL;
@@ -765,10 +745,6 @@ static int plan_pool(dn_state *s, int i) {
     pa.kernel[1] = (int)xs.dims[3];
   } else {
     pa = n->attr.pool;
-  }
-  if (s->fold_pad[i] >= 0) { /* zeros padded in: counted by the average */
-    for (int k = 0; k < 4; k++) pa.pads[k] += (int)extra[k];
-    pa.count_include_pad = true;
   }
   dnnl_dims_t y4 = {xs.dims[0], xs.dims[1], global ? 1 : ys.dims[2],
                     global ? 1 : ys.dims[3]};
@@ -1115,63 +1091,15 @@ static void dnnl_state_free(void *state) {
   free(s->uses_left);
   free(s->consumer);
   free(s->fused);
-  free(s->fold_pad);
   free(s->arena);
   free(s->scratch);
   free(s);
 }
 
-/* A zero constant Pad of H and W whose only reader is a convolution or an
- * average pool (that counts padding, or has none of its own) becomes extra
- * padding of that reader: ONNX exports of PyTorch's avg_pool2d(padding=1)
- * are Pad + AveragePool, and a Pad run on its own needs plain layouts and
- * a reorder on each side. The Pad's input stays alive until the reader. */
-static void fold_pads(dn_state *s) {
-  const nn_graph *g = s->g;
-  for (int i = 0; i < g->n_nodes; i++) {
-    const nn_node *n = &g->nodes[i];
-    if (n->op != NN_OP_PAD || n->n_in != 1) continue;
-    const nn_pad_attr *pa = &n->attr.pad;
-    int v = n->out, x = n->in[0];
-    if (vshape(s, x).ndim != 4 || pa->mode != NN_PAD_CONSTANT ||
-        pa->value != 0.0f || pa->pads[0] || pa->pads[1] || pa->pads[4] ||
-        pa->pads[5] || pa->pads[2] < 0 || pa->pads[3] < 0 ||
-        pa->pads[6] < 0 || pa->pads[7] < 0 || pa->pads[2] > 64 ||
-        pa->pads[3] > 64 || pa->pads[6] > 64 || pa->pads[7] > 64)
-      continue;
-    if (s->uses_left[v] != 1 || is_output(s, v)) continue;
-    int c = s->consumer[v];
-    const nn_node *cn = &g->nodes[c];
-    bool ok = cn->in[0] == v && s->fold_pad[c] < 0;
-    for (int k = 1; k < cn->n_in; k++) ok = ok && cn->in[k] != v;
-    const nn_pool2d_attr *pl = &cn->attr.pool;
-    if (cn->op == NN_OP_AVGPOOL)
-      ok = ok && (pl->count_include_pad ||
-                  !(pl->pads[0] | pl->pads[1] | pl->pads[2] | pl->pads[3]));
-    else if (cn->op != NN_OP_CONV2D)
-      ok = false;
-    if (!ok) continue;
-    s->fold_pad[c] = i;
-    s->fused[i] = true;
-    if (s->last_use[x] != DN_KEEP && s->last_use[x] < c) s->last_use[x] = c;
-  }
-}
-
-/* Plans node i: oneDNN, else (if a Pad was folded into it, that Pad on its
- * own first) the reference kernel. */
+/* Plans node i on oneDNN, else on the reference kernel. (Zero pads before a
+ * conv or average pool are folded into it by nn_graph_optimize.) */
 static int plan_one(dn_state *s, int i) {
   int rc = plan_node(s, i);
-  int p = s->fold_pad[i];
-  if (p >= 0) {
-    if (rc == DLP_ERR_UNSUPPORTED) { /* unfold: the Pad runs by itself */
-      s->fold_pad[i] = -1;
-      s->cur = p;
-      rc = plan_ref(s, p);
-      s->cur = i;
-      if (rc == DLP_OK) rc = plan_node(s, i);
-    }
-    s->uses_left[s->g->nodes[p].in[0]]--; /* the Pad's read */
-  }
   if (rc == DLP_ERR_UNSUPPORTED) rc = plan_ref(s, i);
   return rc;
 }
@@ -1211,11 +1139,9 @@ static int setup(dn_state *s) {
   s->uses_left = dlp_calloc_array((size_t)nv, sizeof(int));
   s->consumer = dlp_calloc_array((size_t)nv, sizeof(int));
   s->fused = dlp_calloc_array((size_t)g->n_nodes + 1, sizeof(bool));
-  s->fold_pad = dlp_malloc_array((size_t)g->n_nodes + 1, sizeof(int));
   if (!s->val_slot || !s->last_use || !s->uses_left || !s->consumer ||
-      !s->fused || !s->fold_pad)
+      !s->fused)
     return dn_nomem(s);
-  for (int i = 0; i <= g->n_nodes; i++) s->fold_pad[i] = -1;
   for (int v = 0; v < nv; v++) {
     s->val_slot[v] = -1;
     s->last_use[v] = -1;
@@ -1228,7 +1154,6 @@ static int setup(dn_state *s) {
       s->consumer[v] = i;
     }
   for (int k = 0; k < g->n_outputs; k++) s->last_use[g->outputs[k]] = DN_KEEP;
-  fold_pads(s);
   s->wino = wino_graph(s);
   dnnl_status_t st = dnnl_engine_create(&s->eng, dnnl_cpu, 0);
   if (st == dnnl_success)

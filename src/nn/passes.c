@@ -1,6 +1,6 @@
 /* passes.c - graph rewrites that keep the results: identities removed,
- * zero padding folded into the convolution after it (Keras ZeroPadding2D,
- * PyTorch F.pad), batch norm folded into the convolution or dense before it,
+ * zero padding folded into the convolution or average pool after it (Keras
+ * ZeroPadding2D, PyTorch F.pad and avg_pool2d exports), batch norm folded into the convolution or dense before it,
  * activations fused into it; and nn_graph_cut (a chosen value becomes the
  * output). */
 #include "graph.h"
@@ -223,10 +223,15 @@ static void drop_identity(pass_ctx *c, int i) {
   c->dead[i] = true;
 }
 
-/* Conv node i reads a constant-zero spatial Pad whose output nothing else
- * reads: the pad amounts move into the convolution's own padding, which
- * oneDNN handles inside the kernel instead of a copy (MobileNetV2 has one
- * such pad before each stride-2 depthwise convolution). */
+/* Conv or average-pool node i reads a constant-zero spatial Pad whose
+ * output nothing else reads: the pad amounts move into the node's own
+ * padding, which oneDNN handles inside the kernel instead of a copy with a
+ * layout change on each side (Keras MobileNetV2 has such a pad before each
+ * stride-2 depthwise conv; PyTorch exports avg_pool2d(padding=1) as Pad +
+ * AveragePool, 9 times in InceptionV3). An average pool must count padding
+ * already, or have none of its own, and then counts the zeros it absorbs;
+ * its pads must stay below the kernel, and ceil_mode (whose rule depends on
+ * where padding is declared) is left alone. */
 static void fold_pad(pass_ctx *c, int i) {
   nn_graph *g = c->g;
   nn_node *conv = &g->nodes[i];
@@ -243,14 +248,18 @@ static void fold_pad(pass_ctx *c, int i) {
     return;
   const int64_t *b = a->pads, *en = a->pads + 4; /* begins, then ends */
   if (b[0] || b[1] || en[0] || en[1]) return;    /* batch or channels */
-  int64_t t = conv->attr.conv.pads[0] + b[2], l = conv->attr.conv.pads[1] + b[3];
-  int64_t bo = conv->attr.conv.pads[2] + en[2],
-          r = conv->attr.conv.pads[3] + en[3];
-  if (t > INT32_MAX || l > INT32_MAX || bo > INT32_MAX || r > INT32_MAX) return;
-  conv->attr.conv.pads[0] = (int)t;
-  conv->attr.conv.pads[1] = (int)l;
-  conv->attr.conv.pads[2] = (int)bo;
-  conv->attr.conv.pads[3] = (int)r;
+  bool pool = conv->op == NN_OP_AVGPOOL;
+  nn_pool2d_attr *pl = &conv->attr.pool;
+  int *own = pool ? pl->pads : conv->attr.conv.pads;
+  if (pool && (pl->ceil_mode ||
+               (!pl->count_include_pad && (own[0] | own[1] | own[2] | own[3]))))
+    return;
+  int64_t sum[4] = {own[0] + b[2], own[1] + b[3], own[2] + en[2],
+                    own[3] + en[3]};
+  for (int k = 0; k < 4; k++)
+    if (sum[k] > INT32_MAX || (pool && sum[k] >= pl->kernel[k % 2])) return;
+  for (int k = 0; k < 4; k++) own[k] = (int)sum[k];
+  if (pool) pl->count_include_pad = true;
   conv->in[0] = pad->in[0]; /* one reader moves from x to the pad's input */
   c->uses[x] = 0;
   c->dead[pi] = true;
@@ -293,7 +302,9 @@ int nn_graph_optimize(dlp_err *e, nn_graph *g) {
   for (int i = 0; rc == DLP_OK && i < g->n_nodes; i++)
     if (g->nodes[i].op == NN_OP_IDENTITY) drop_identity(&c, i);
   for (int i = 0; rc == DLP_OK && i < g->n_nodes; i++)
-    if (g->nodes[i].op == NN_OP_CONV2D && !c.dead[i]) fold_pad(&c, i);
+    if ((g->nodes[i].op == NN_OP_CONV2D || g->nodes[i].op == NN_OP_AVGPOOL) &&
+        !c.dead[i])
+      fold_pad(&c, i);
   /* Nodes are in topological order, so conv -> bn -> relu folds, then
    * fuses into the same conv. */
   for (int i = 0; rc == DLP_OK && i < g->n_nodes; i++) {
