@@ -715,6 +715,286 @@ DLP_API DLP_MUST_CHECK int dlp_model_import(dlp_ctx *ctx, const char *model_dir,
 DLP_API DLP_MUST_CHECK int dlp_model_fetch(dlp_ctx *ctx, const char *model_dir,
                                            const char *name, const char *url);
 
+/* ========================================================================
+ * Machine learning: stages, pipelines, logistic regression, evaluation,
+ * persistence and tuning (Spark MLlib's model: an estimator is fitted to a
+ * table and gives a transformer; a pipeline of stages is fitted to a
+ * pipeline model).
+ *
+ *     dlp_pipeline *p = NULL;
+ *     dlp_stage *s = NULL;
+ *     dlp_pipeline_new(ctx, &p);
+ *     dlp_stage_new(ctx, "DeepImageFeaturizer", &s);
+ *     dlp_stage_set(ctx, s, "modelName", "InceptionV3");
+ *     dlp_pipeline_add(ctx, p, s);                     // p owns s now
+ *     dlp_stage_new(ctx, "StringIndexer", &s);         // label -> indexedLabel
+ *     dlp_pipeline_add(ctx, p, s);
+ *     dlp_stage_new(ctx, "LogisticRegression", &s);
+ *     dlp_stage_set(ctx, s, "labelCol", "indexedLabel");
+ *     dlp_stage_set(ctx, s, "regParam", "0.05");       // or "reg" (CLI name)
+ *     dlp_stage_set(ctx, s, "elasticNetParam", "0.3");
+ *     dlp_pipeline_add(ctx, p, s);
+ *     dlp_stage_new(ctx, "IndexToString", &s);         // -> predictedLabel
+ *     dlp_pipeline_add(ctx, p, s);
+ *     dlp_pipeline_model *pm = NULL;
+ *     if (dlp_pipeline_fit(ctx, p, train, &pm) != DLP_OK) ...
+ *     dlp_frame *pred = NULL;
+ *     dlp_pipeline_model_transform(ctx, pm, test, &pred);
+ *     dlp_eval_opts eo; dlp_eval_opts_init(&eo);
+ *     eo.label_col = "indexedLabel";
+ *     double acc;
+ *     dlp_evaluate(ctx, pred, "accuracy", &eo, &acc);
+ *     dlp_pipeline_model_save(ctx, pm, "flowers.dlp", 1);
+ * ======================================================================== */
+
+/* --- Parameters, described as data -------------------------------------- */
+
+typedef enum dlp_param_type {
+  DLP_PARAM_INT = 0,
+  DLP_PARAM_DOUBLE,
+  DLP_PARAM_BOOL,   /* "true"/"false" (also 1/0, yes/no) */
+  DLP_PARAM_STRING, /* free text; "" = unset (e.g. no weight column) */
+  DLP_PARAM_ENUM    /* one of choices */
+} dlp_param_type;
+
+/* One parameter of a stage class. The CLI's options, validation, the tuning
+ * grid and persistence all read this one description. */
+typedef struct dlp_param_desc {
+  const char *name;     /* MLlib's name: "regParam" */
+  const char *cli_name; /* the command-line/grid name: "reg" */
+  dlp_param_type type;
+  const char *def;      /* default, as text */
+  double min, max;      /* INT/DOUBLE: inclusive range, checked if min < max */
+  const char *choices;  /* ENUM: "auto|binomial|multinomial"; else NULL */
+  const char *doc;      /* one line */
+} dlp_param_desc;
+
+/* The stage classes dlp knows, by index (NULL past the end):
+ * "DeepImageFeaturizer", "StringIndexer", "LogisticRegression",
+ * "IndexToString" (and the fitted "StringIndexerModel",
+ * "LogisticRegressionModel", which only come from fit or load). */
+DLP_API const char *dlp_stage_class_at(size_t i);
+/* The parameters of a class: *n descriptions, borrowed (static); NULL and
+ * *n = 0 for an unknown class. */
+DLP_API const dlp_param_desc *dlp_stage_class_params(const char *class_name,
+                                                     size_t *n);
+
+/* --- Stages and pipelines ------------------------------------------------ */
+
+/* A stage: a class and its parameter values (every parameter starts at its
+ * default). */
+typedef struct dlp_stage dlp_stage;
+DLP_API DLP_MUST_CHECK int dlp_stage_new(dlp_ctx *ctx, const char *class_name,
+                                         dlp_stage **out);
+DLP_API void dlp_stage_free(dlp_stage *s);
+DLP_API const char *dlp_stage_class(const dlp_stage *s);
+/* Sets a parameter by its MLlib or CLI name from text, validated against
+ * its description (type, range, choices): DLP_ERR_ARG says what is wrong. */
+DLP_API DLP_MUST_CHECK int dlp_stage_set(dlp_ctx *ctx, dlp_stage *s,
+                                         const char *param, const char *value);
+/* The current value of a parameter as text (borrowed, valid until the next
+ * set), or NULL when the class has no such parameter. */
+DLP_API const char *dlp_stage_get(const dlp_stage *s, const char *param);
+
+typedef struct dlp_pipeline dlp_pipeline;
+DLP_API DLP_MUST_CHECK int dlp_pipeline_new(dlp_ctx *ctx, dlp_pipeline **out);
+DLP_API void dlp_pipeline_free(dlp_pipeline *p);
+/* Appends a stage; the pipeline owns it from then on (also on failure). */
+DLP_API DLP_MUST_CHECK int dlp_pipeline_add(dlp_ctx *ctx, dlp_pipeline *p,
+                                            dlp_stage *s);
+DLP_API size_t dlp_pipeline_nstages(const dlp_pipeline *p);
+/* Stage i (borrowed, may be changed with dlp_stage_set), NULL past the end. */
+DLP_API dlp_stage *dlp_pipeline_stage(dlp_pipeline *p, size_t i);
+
+/* A fitted pipeline: transformers only. */
+typedef struct dlp_pipeline_model dlp_pipeline_model;
+
+/* Fits the stages in order on train: an estimator is fitted to the table as
+ * transformed by the stages before it, and its fitted model takes its place.
+ * Progress ("featurizing", "fitting LogisticRegression") goes to the
+ * context's callback. */
+DLP_API DLP_MUST_CHECK int dlp_pipeline_fit(dlp_ctx *ctx, const dlp_pipeline *p,
+                                            const dlp_frame *train,
+                                            dlp_pipeline_model **out);
+/* Runs every stage over in and returns a new frame with their output
+ * columns added. Two conveniences make one fitted pipeline serve images,
+ * feature tables and unlabelled data: a DeepImageFeaturizer whose output
+ * column is already there is skipped (the features were computed before),
+ * and a StringIndexerModel whose input column is absent is skipped (rows
+ * without labels are only predicted). */
+DLP_API DLP_MUST_CHECK int dlp_pipeline_model_transform(
+    dlp_ctx *ctx, const dlp_pipeline_model *pm, const dlp_frame *in,
+    dlp_frame **out);
+DLP_API void dlp_pipeline_model_free(dlp_pipeline_model *pm);
+DLP_API size_t dlp_pipeline_model_nstages(const dlp_pipeline_model *pm);
+/* Stage i of the model (borrowed): a transformer whose parameters can be
+ * read with dlp_stage_get (and set, e.g. a featurizer's batchSize). */
+DLP_API dlp_stage *dlp_pipeline_model_stage(dlp_pipeline_model *pm, size_t i);
+/* The class labels of the model's StringIndexerModel in index order
+ * (borrowed), or NULL and *n = 0 when it has none. */
+DLP_API const char *const *dlp_pipeline_model_labels(
+    const dlp_pipeline_model *pm, size_t *n);
+
+/* Saves to a directory: pipeline.json (format "dlp-pipeline", a version
+ * number, every stage's class and parameters) plus .npy arrays (the fitted
+ * coefficients as float64) whose SHA-256 the manifest records. Written to a
+ * temporary directory, then renamed; an existing dir is replaced only when
+ * overwrite is 1. */
+DLP_API DLP_MUST_CHECK int dlp_pipeline_model_save(
+    dlp_ctx *ctx, const dlp_pipeline_model *pm, const char *dir,
+    int overwrite);
+/* Loads a saved pipeline model; every number comes back bit-identical. A
+ * newer format version, a missing or altered array, or a malformed manifest
+ * fails with a message naming the file (DLP_ERR_UNSUPPORTED /
+ * DLP_ERR_CORRUPT). */
+DLP_API DLP_MUST_CHECK int dlp_pipeline_model_load(dlp_ctx *ctx,
+                                                   const char *dir,
+                                                   dlp_pipeline_model **out);
+
+/* --- Logistic regression, directly --------------------------------------- */
+
+/* What a LogisticRegression fit learnt, for callers and reports: K rows of
+ * dim coefficients (K = 1 for binomial, n_classes for multinomial), K
+ * intercepts, in the original feature scale. Borrowed from the model. */
+typedef struct dlp_lr_summary {
+  int multinomial;
+  int64_t n_classes;
+  size_t n_rows_coef, dim;
+  const double *coefficients; /* n_rows_coef * dim, row-major */
+  const double *intercepts;   /* n_rows_coef */
+  int iterations;
+  double objective;           /* MLlib's objective at the solution */
+  const double *objective_history; /* iterations + 1 values */
+} dlp_lr_summary;
+
+/* The summary of the model's first LogisticRegressionModel stage; DLP_ERR_
+ * NOT_FOUND when there is none. */
+DLP_API DLP_MUST_CHECK int dlp_pipeline_model_lr_summary(
+    dlp_ctx *ctx, const dlp_pipeline_model *pm, dlp_lr_summary *out);
+
+/* --- Evaluation ---------------------------------------------------------- */
+
+typedef struct dlp_eval_opts {
+  const char *label_col;          /* default "label" (int64 or double) */
+  const char *prediction_col;     /* default "prediction" */
+  const char *probability_col;    /* default "probability" (logLoss) */
+  const char *raw_prediction_col; /* default "rawPrediction" (binary) */
+  const char *weight_col;         /* default NULL: every row weighs 1 */
+  double eps;                     /* logLoss clipping, default 1e-15 */
+} dlp_eval_opts;
+DLP_API void dlp_eval_opts_init(dlp_eval_opts *o);
+
+/* The metric names dlp_evaluate knows, by index (NULL past the end):
+ * multiclass "accuracy", "f1", "weightedPrecision", "weightedRecall",
+ * "weightedFMeasure", "logLoss", "hammingLoss"; binary "areaUnderROC",
+ * "areaUnderPR". */
+DLP_API const char *dlp_metric_at(size_t i);
+/* 1 when larger values of the metric are better (0 for logLoss and
+ * hammingLoss), -1 for an unknown name. */
+DLP_API int dlp_metric_larger_is_better(const char *metric);
+
+/* One metric over a transformed frame, with MLlib's definitions. Rows with a
+ * null label or prediction are skipped. The binary metrics need labels in
+ * {0, 1} and score with rawPrediction[1] (or probability[1] when there is no
+ * raw column). */
+DLP_API DLP_MUST_CHECK int dlp_evaluate(dlp_ctx *ctx, const dlp_frame *f,
+                                        const char *metric,
+                                        const dlp_eval_opts *o, double *value);
+
+/* Every multiclass metric at once, and the confusion matrix. */
+typedef struct dlp_multiclass_metrics {
+  double accuracy, f1, weighted_precision, weighted_recall, log_loss,
+      hamming_loss;
+  int has_log_loss;    /* 0 when there is no probability column */
+  size_t n_classes;    /* K: the largest label or prediction + 1 */
+  double *confusion;   /* K*K weights, [true * K + predicted] (malloc'd) */
+  double *precision, *recall, *f1_by_class; /* K each (malloc'd) */
+  double total_weight;
+  size_t n_rows;       /* rows counted */
+} dlp_multiclass_metrics;
+DLP_API DLP_MUST_CHECK int dlp_evaluate_multiclass(dlp_ctx *ctx,
+                                                   const dlp_frame *f,
+                                                   const dlp_eval_opts *o,
+                                                   dlp_multiclass_metrics *out);
+/* Frees the arrays of m (not m itself); safe on a zeroed struct. */
+DLP_API void dlp_multiclass_metrics_clear(dlp_multiclass_metrics *m);
+
+/* A self-contained HTML page (no external files, data: URIs): the metrics,
+ * the confusion matrix with the class labels, and thumbnails of up to
+ * max_examples misclassified images with true and predicted labels. f is a
+ * transformed frame with an image column (origins are read for the
+ * thumbnails; unreadable ones are shown as such). */
+typedef struct dlp_report_opts {
+  const char *title;          /* default "dlp evaluation" */
+  const char *image_col;      /* default "image" */
+  const char *const *labels;  /* class names by index, or NULL (numbers) */
+  size_t n_labels;
+  size_t max_examples;        /* default 60 */
+  int thumb_size;             /* longest side in pixels, default 128 */
+  const char *pipeline_desc;  /* a line about the pipeline, or NULL */
+} dlp_report_opts;
+DLP_API void dlp_report_opts_init(dlp_report_opts *o);
+DLP_API DLP_MUST_CHECK int dlp_report_write_html(
+    dlp_ctx *ctx, const dlp_frame *f, const dlp_eval_opts *eo,
+    const dlp_report_opts *ro, const char *path);
+
+/* --- Tuning --------------------------------------------------------------- */
+
+/* A grid of parameter values (ParamGridBuilder): every combination of the
+ * values given for each parameter. */
+typedef struct dlp_param_grid dlp_param_grid;
+DLP_API DLP_MUST_CHECK int dlp_param_grid_new(dlp_ctx *ctx,
+                                              dlp_param_grid **out);
+DLP_API void dlp_param_grid_free(dlp_param_grid *g);
+/* Adds a parameter (MLlib or CLI name; it applies to the first stage of the
+ * pipeline that has it) with n values as text. */
+DLP_API DLP_MUST_CHECK int dlp_param_grid_add(dlp_ctx *ctx, dlp_param_grid *g,
+                                              const char *param,
+                                              const char *const *values,
+                                              size_t n);
+/* Adds from text: "reg=0.01,0.05,0.1;elastic-net=0,0.3". */
+DLP_API DLP_MUST_CHECK int dlp_param_grid_parse(dlp_ctx *ctx,
+                                                dlp_param_grid *g,
+                                                const char *spec);
+/* Number of combinations (1 for an empty grid). */
+DLP_API size_t dlp_param_grid_count(const dlp_param_grid *g);
+
+typedef struct dlp_tune_opts {
+  int folds;             /* >= 2: CrossValidator with k folds; 0:
+                            TrainValidationSplit (default 3) */
+  double train_ratio;    /* TrainValidationSplit, default 0.75 */
+  uint64_t seed;         /* fold assignment, default 42 */
+  int parallelism;       /* models fitted at once, default 1 */
+  const char *metric;    /* default "accuracy" (f1 in MLlib; accuracy is
+                            what the sparkdl examples report) */
+  dlp_eval_opts eval;    /* columns for the metric */
+  int refit;             /* 1 (default): fit the best combination on all the
+                            data for dlp_tune_result_best_model */
+} dlp_tune_opts;
+DLP_API void dlp_tune_opts_init(dlp_tune_opts *o);
+
+typedef struct dlp_tune_result dlp_tune_result;
+/* Fits the pipeline for every grid combination on every fold and scores it
+ * on the held-out part. The leading stages that are transformers and whose
+ * parameters are not in the grid (the featurizer) run once over the whole
+ * table; the folds and combinations reuse that cached table. */
+DLP_API DLP_MUST_CHECK int dlp_tune(dlp_ctx *ctx, const dlp_pipeline *p,
+                                    const dlp_param_grid *g,
+                                    const dlp_frame *data,
+                                    const dlp_tune_opts *o,
+                                    dlp_tune_result **out);
+DLP_API void dlp_tune_result_free(dlp_tune_result *r);
+DLP_API size_t dlp_tune_result_count(const dlp_tune_result *r);
+/* Combination i: its settings as text ("regParam=0.05 elasticNetParam=0.3",
+ * borrowed), the metric's mean and standard deviation over the folds. */
+DLP_API const char *dlp_tune_result_params(const dlp_tune_result *r, size_t i);
+DLP_API double dlp_tune_result_mean(const dlp_tune_result *r, size_t i);
+DLP_API double dlp_tune_result_std(const dlp_tune_result *r, size_t i);
+DLP_API size_t dlp_tune_result_best(const dlp_tune_result *r);
+/* The best combination refitted on all the data; ownership moves to the
+ * caller (NULL when refit was 0 or it was already taken). */
+DLP_API dlp_pipeline_model *dlp_tune_result_take_model(dlp_tune_result *r);
+
 #ifdef __cplusplus
 }
 #endif

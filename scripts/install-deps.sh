@@ -11,9 +11,11 @@ build=(build-essential cmake pkg-config
        libstb-dev libsqlite3-dev libcjson-dev
        libdnnl-dev libhdf5-dev libcurl4-openssl-dev libssl-dev)
 tests=(sqlite3 python3 python3-numpy python3-pil
-       python3-torch python3-torchvision python3-onnx python3-h5py)
+       python3-torch python3-torchvision python3-onnx python3-h5py
+       python3-sklearn chromium)
 demo=(tuxpaint-stamps-default)
-bench=(python3-opencv python3-torchvision python3-skimage)
+bench=(python3-opencv python3-torchvision python3-skimage
+       libopenblas0-pthread) # numpy's BLAS for the sklearn peer
 
 want=("${build[@]}" "${tests[@]}" "${demo[@]}")
 for arg in "$@"; do

@@ -70,4 +70,11 @@ if [ -z "$extra" ]; then
 else
   fail "libdlp.so exports no internal symbol" "$extra"
 fi
+# And every function dlp.h declares is there (no declaration without code).
+missing=$(comm -13 "$WORK/exported" "$WORK/declared")
+if [ -z "$missing" ]; then
+  pass "libdlp.so defines every function dlp.h declares"
+else
+  fail "libdlp.so defines every function dlp.h declares" "$missing"
+fi
 finish
