@@ -47,6 +47,7 @@ bench: build
 	cd bench/ort && npm install --ignore-scripts --no-audit --no-fund >/dev/null
 	/usr/bin/python3 bench/image_pipeline.py --dlp $(BUILD)/bench/bench_decode
 	BENCH_NN=$(BUILD)/bench/bench_nn /usr/bin/python3 bench/nn_models.py
+	/usr/bin/python3 bench/logreg.py --lrfit $(BUILD)/tests/lrfit
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
