@@ -212,7 +212,8 @@ static const cli_opt split_opts[] = {
        .help = "run on the plain C reference backend (slow; for checking)"},   \
       {.name = "drop-invalid",                                                 \
        .kind = CLI_FLAG,                                                       \
-       .help = "leave rows with unreadable images out (default: null output)"}, \
+       .help =                                                                 \
+           "leave rows with unreadable images out (default: null output)"},    \
       {.name = "model-dir",                                                    \
        .kind = CLI_STR,                                                        \
        .metavar = "DIR",                                                       \
@@ -235,11 +236,10 @@ static const cli_opt split_opts[] = {
        .kind = CLI_FLAG,                                                       \
        .help = "the zoo architecture with seeded random weights (outputs "     \
                "mean nothing: for tests and benchmarks)"},                     \
-      {.name = "seed",                                                         \
-       .kind = CLI_U64,                                                        \
-       .metavar = "S",                                                         \
-       .def = "0",                                                             \
-       .help = "seed of --random-weights"}
+  {                                                                            \
+    .name = "seed", .kind = CLI_U64, .metavar = "S", .def = "0",               \
+    .help = "seed of --random-weights"                                         \
+  }
 
 #define OPT_IMAGE_INPUT                                                        \
   {.name = "input-size",                                                       \
@@ -261,10 +261,10 @@ static const cli_opt split_opts[] = {
        .metavar = "A,B,C",                                                     \
        .help = "per-channel std in 0..255 units, with --mean [default: "       \
                "1,1,1]"},                                                      \
-      {.name = "channel-order",                                                \
-       .kind = CLI_STR,                                                        \
-       .metavar = "O",                                                         \
-       .help = "RGB or BGR, for --preprocess none or --mean [default: RGB]"}
+  {                                                                            \
+    .name = "channel-order", .kind = CLI_STR, .metavar = "O",                  \
+    .help = "RGB or BGR, for --preprocess none or --mean [default: RGB]"       \
+  }
 
 static const cli_opt featurize_opts[] = {
     OPT_ZOO_MODEL,
@@ -337,6 +337,339 @@ static const cli_opt sql_opts[] = {
      .kind = CLI_FLAG,
      .help = "print rows as a text table (the default)"},
     {NULL}};
+
+/* --- machine learning: fit, tune, transform, evaluate ------------------- */
+
+/* Where the labelled rows come from (fit, tune, evaluate). */
+#define OPT_ML_INPUT                                                           \
+  {.name = "images",                                                           \
+   .kind = CLI_STR,                                                            \
+   .metavar = "DIR",                                                           \
+   .help = "a folder of images with one sub-folder per class (labels from "    \
+           "the sub-folder names)"},                                           \
+      {.name = "labels-from-dirs",                                             \
+       .kind = CLI_FLAG,                                                       \
+       .help = "label each image with its first sub-folder (always on for a "  \
+               "folder: --images DIR or a folder IN)"},                        \
+      OPT_TABLE("SQLite table to read [default: the table dlp wrote]"),        \
+      {.name = "image-col",                                                    \
+       .kind = CLI_STR,                                                        \
+       .metavar = "C",                                                         \
+       .def = "image",                                                         \
+       .help = "the image column of a table"},                                 \
+      {.name = "label-col",                                                    \
+       .kind = CLI_STR,                                                        \
+       .metavar = "C",                                                         \
+       .def = "label",                                                         \
+       .help = "the label column (text or integers)"},                         \
+  {                                                                            \
+    .name = "fail-on-error", .kind = CLI_FLAG,                                 \
+    .help = "exit 3 when any image is invalid (default: such images are "      \
+            "left out with a warning)"                                         \
+  }
+
+/* The featurizer of fit and tune. */
+#define OPT_ML_MODEL                                                           \
+  {.name = "features-from",                                                    \
+   .kind = CLI_STR,                                                            \
+   .metavar = "FILE",                                                          \
+   .help = "a table that already has a feature vector column (from 'dlp "      \
+           "featurize') and labels: nothing is featurized"},                   \
+      {.name = "features-col",                                                 \
+       .kind = CLI_STR,                                                        \
+       .metavar = "C",                                                         \
+       .def = "features",                                                      \
+       .help = "the feature vector column"},                                   \
+      {.name = "model",                                                        \
+       .short_name = 'm',                                                      \
+       .kind = CLI_STR,                                                        \
+       .metavar = "NAME",                                                      \
+       .help = "the CNN that featurizes (see 'dlp models list') [default: "    \
+               "InceptionV3; with --features-from: none, unless given, then "  \
+               "the saved pipeline also works on images]"},                    \
+      {.name = "model-file",                                                   \
+       .kind = CLI_STR,                                                        \
+       .metavar = "FILE",                                                      \
+       .help = "a Keras .h5 or .onnx model file instead of --model"},          \
+      {.name = "random-weights",                                               \
+       .kind = CLI_FLAG,                                                       \
+       .help = "the zoo architecture with seeded random weights (for tests "   \
+               "and demos without pretrained weights)"},                       \
+      {.name = "weights-seed",                                                 \
+       .kind = CLI_U64,                                                        \
+       .metavar = "S",                                                         \
+       .def = "0",                                                             \
+       .help = "seed of --random-weights (as 'dlp featurize --seed')"},        \
+      {.name = "batch-size",                                                   \
+       .short_name = 'b',                                                      \
+       .kind = CLI_INT,                                                        \
+       .metavar = "N",                                                         \
+       .def = "16",                                                            \
+       .min = 1,                                                               \
+       .max = 4096,                                                            \
+       .help = "images per forward pass"},                                     \
+  {                                                                            \
+    .name = "precision", .kind = CLI_STR, .metavar = "P", .def = "fp32",       \
+    .help = "fp32 (exact) or bf16 (faster where the CPU has it)"               \
+  }
+
+#define OPT_ML_THREADS                                                         \
+  {                                                                            \
+    .name = "threads", .short_name = 'j', .kind = CLI_INT, .metavar = "N",     \
+    .min = 1, .max = 4096, .help = "worker threads [default: one per CPU]"     \
+  }
+
+/* After the LogisticRegression parameters: split, output, report. */
+#define OPT_ML_OUTPUT(split_def, split_help, out_required, out_help)           \
+  {.name = "split",                                                            \
+   .kind = CLI_STR,                                                            \
+   .metavar = "TRAIN,TEST",                                                    \
+   .def = split_def,                                                           \
+   .help = split_help},                                                        \
+      {.name = "seed",                                                         \
+       .kind = CLI_U64,                                                        \
+       .metavar = "S",                                                         \
+       .def = "42",                                                            \
+       .help = "seed of --split (tune: and of the folds)"},                    \
+      {.name = "out",                                                          \
+       .short_name = 'o',                                                      \
+       .kind = CLI_STR,                                                        \
+       .metavar = "DIR",                                                       \
+       .required = out_required,                                               \
+       .help = out_help},                                                      \
+      {.name = "overwrite",                                                    \
+       .short_name = 'f',                                                      \
+       .kind = CLI_FLAG,                                                       \
+       .help = "replace an existing pipeline folder"},                         \
+      {.name = "report",                                                       \
+       .kind = CLI_STR,                                                        \
+       .metavar = "FILE",                                                      \
+       .help = "also write the HTML evaluation report of the test part"},      \
+      OPT_ML_THREADS, OPT_QUIET
+
+static const cli_opt fit_head[] = {OPT_ML_INPUT, OPT_ML_MODEL, {NULL}};
+static const cli_opt fit_tail[] = {
+    OPT_ML_OUTPUT("0.8,0.2",
+                  "train and test fractions; 1 trains on every row (no test "
+                  "metrics)",
+                  1, "the folder to save the fitted pipeline to"),
+    {NULL}};
+static const cli_opt tune_tail[] = {
+    {.name = "grid",
+     .short_name = 'g',
+     .kind = CLI_STR,
+     .metavar = "SPEC",
+     .required = 1,
+     .help = "the values to try: 'reg=0.01,0.1;elastic-net=0,0.5' (the "
+             "LogisticRegression options above, by name)"},
+    {.name = "folds",
+     .short_name = 'k',
+     .kind = CLI_INT,
+     .metavar = "K",
+     .def = "3",
+     .min = 0,
+     .max = 1000,
+     .help = "cross-validation folds (>= 2); 0: one train/validation split "
+             "(--train-ratio)"},
+    {.name = "train-ratio",
+     .kind = CLI_REAL,
+     .metavar = "R",
+     .def = "0.75",
+     .min = 0,
+     .max = 1,
+     .help = "with --folds 0: the fraction that trains, the rest validates"},
+    {.name = "parallelism",
+     .short_name = 'p',
+     .kind = CLI_INT,
+     .metavar = "N",
+     .def = "1",
+     .min = 1,
+     .max = 1024,
+     .help = "models fitted at the same time"},
+    {.name = "metric",
+     .kind = CLI_STR,
+     .metavar = "NAME",
+     .def = "accuracy",
+     .help = "what picks the best: accuracy, f1, weightedPrecision, "
+             "weightedRecall, logLoss, hammingLoss, areaUnderROC, areaUnderPR"},
+    OPT_ML_OUTPUT("1",
+                  "hold out a test part first (e.g. 0.8,0.2): the best "
+                  "pipeline is scored on it; 1: tune on every row",
+                  0, "save the best pipeline, refitted on the tuning rows"),
+    {NULL}};
+
+/* Built by cli_ml_opts_init: head, LogisticRegression parameters, tail. */
+static cli_opt fit_opts[CLI_MAX_OPTS + 1];
+static cli_opt tune_opts[CLI_MAX_OPTS + 1];
+
+static const cli_opt transform_opts[] = {
+    {.name = "pipeline",
+     .short_name = 'p',
+     .kind = CLI_STR,
+     .metavar = "DIR",
+     .required = 1,
+     .help = "a pipeline saved by 'dlp fit' or 'dlp tune'"},
+    {.name = "out",
+     .short_name = 'o',
+     .kind = CLI_STR,
+     .metavar = "FILE",
+     .required = 1,
+     .help = "output table: .db/.sqlite, .jsonl, .csv (or .npy: one column)"},
+    {.name = "labels-from-dirs",
+     .kind = CLI_FLAG,
+     .help = "a folder IN: label rows with their first sub-folder (then "
+             "indexedLabel is added too)"},
+    {.name = "show",
+     .kind = CLI_FLAG,
+     .help = "also print a table: path, predicted label, its probability"},
+    {.name = "column",
+     .kind = CLI_STR,
+     .metavar = "C",
+     .def = "probability",
+     .help = ".npy output: the column to write"},
+    {.name = "batch-size",
+     .short_name = 'b',
+     .kind = CLI_INT,
+     .metavar = "N",
+     .min = 1,
+     .max = 4096,
+     .help = "images per forward pass [default: the saved pipeline's]"},
+    OPT_TABLE("SQLite table to read and to write [default: frame]"),
+    OPT_ML_THREADS,
+    OPT_OVERWRITE,
+    OPT_QUIET,
+    {NULL}};
+
+static const cli_opt evaluate_opts[] = {
+    {.name = "pipeline",
+     .short_name = 'p',
+     .kind = CLI_STR,
+     .metavar = "DIR",
+     .required = 1,
+     .help = "a pipeline saved by 'dlp fit' or 'dlp tune'"},
+    OPT_ML_INPUT,
+    {.name = "metric",
+     .kind = CLI_STR,
+     .metavar = "LIST",
+     .help = "comma-separated metrics: accuracy, f1, weightedPrecision, "
+             "weightedRecall, weightedFMeasure, logLoss, hammingLoss, and "
+             "areaUnderROC, areaUnderPR for two classes [default: accuracy, "
+             "f1, weightedPrecision, weightedRecall, logLoss, hammingLoss]"},
+    {.name = "json",
+     .kind = CLI_FLAG,
+     .help = "print one JSON object (metrics, labels, confusion matrix) for "
+             "scripts"},
+    {.name = "report",
+     .kind = CLI_STR,
+     .metavar = "FILE",
+     .help = "also write a self-contained HTML report (metrics, confusion "
+             "matrix, misclassified images)"},
+    {.name = "batch-size",
+     .short_name = 'b',
+     .kind = CLI_INT,
+     .metavar = "N",
+     .min = 1,
+     .max = 4096,
+     .help = "images per forward pass [default: the saved pipeline's]"},
+    OPT_ML_THREADS,
+    OPT_QUIET,
+    {NULL}};
+
+/* LogisticRegression parameters the pipeline sets itself (columns). */
+static int lr_param_is_internal(const dlp_param_desc *d) {
+  size_t n = strlen(d->name);
+  return !d->cli_name || (n > 3 && strcmp(d->name + n - 3, "Col") == 0 &&
+                          strcmp(d->name, "weightCol") != 0);
+}
+
+static const char *param_metavar(const dlp_param_desc *d) {
+  switch (d->type) {
+  case DLP_PARAM_INT:
+    return "N";
+  case DLP_PARAM_DOUBLE:
+    return "X";
+  case DLP_PARAM_BOOL:
+    return "B";
+  case DLP_PARAM_ENUM:
+    return "NAME";
+  default:
+    return "C";
+  }
+}
+
+/* Help lines with the choices added, one per parameter (static: the
+ * option tables point into them). */
+static char param_help[32][256];
+
+/* One cli_opt from parameter i; range-checked numbers. */
+static cli_opt opt_from_param(const dlp_param_desc *d, size_t i) {
+  cli_opt o = {.name = d->cli_name,
+               .metavar = param_metavar(d),
+               .def = d->def && *d->def ? d->def : NULL,
+               .help = d->doc};
+  if (i < sizeof param_help / sizeof param_help[0] &&
+      (d->type == DLP_PARAM_BOOL || d->type == DLP_PARAM_ENUM)) {
+    snprintf(param_help[i], sizeof param_help[i], "%s (%s)", d->doc,
+             d->type == DLP_PARAM_BOOL ? "true or false" : d->choices);
+    o.help = param_help[i];
+  }
+  o.kind = d->type == DLP_PARAM_INT      ? CLI_INT
+           : d->type == DLP_PARAM_DOUBLE ? CLI_REAL
+                                         : CLI_STR;
+  if (o.kind != CLI_STR) {
+    o.min = d->min;
+    o.max = d->max;
+  }
+  return o;
+}
+
+static int opt_listed(const cli_opt *opts, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(opts[i].name, name) == 0) return 1;
+  return 0;
+}
+
+static int build_ml_opts(cli_opt *out, const cli_opt *tail) {
+  size_t n = 0, np = 0;
+  for (const cli_opt *o = fit_head; o->name; o++)
+    out[n++] = *o;
+  const dlp_param_desc *d = dlp_stage_class_params("LogisticRegression", &np);
+  for (size_t i = 0; i < np; i++) {
+    if (lr_param_is_internal(&d[i]) || opt_listed(out, n, d[i].cli_name))
+      continue;
+    if (n >= CLI_MAX_OPTS) return -1;
+    out[n++] = opt_from_param(&d[i], i);
+  }
+  for (const cli_opt *o = tail; o->name; o++) {
+    if (n >= CLI_MAX_OPTS) return -1;
+    out[n++] = *o;
+  }
+  out[n] = (cli_opt){0};
+  return 0;
+}
+
+int cli_ml_opts_init(void) {
+  static int done, rc;
+  if (!done) {
+    done = 1;
+    rc = build_ml_opts(fit_opts, fit_tail)
+             ? -1
+             : build_ml_opts(tune_opts, tune_tail);
+  }
+  return rc;
+}
+
+int cli_ml_opt_param(const cli_opt *o, const char **param) {
+  size_t np = 0;
+  const dlp_param_desc *d = dlp_stage_class_params("LogisticRegression", &np);
+  for (size_t i = 0; i < np; i++)
+    if (d[i].cli_name && !lr_param_is_internal(&d[i]) &&
+        strcmp(d[i].cli_name, o->name) == 0) {
+      *param = d[i].name;
+      return 1;
+    }
+  return 0;
+}
 
 static const cli_opt no_opts[] = {{NULL}};
 
@@ -419,7 +752,8 @@ const cli_cmd cli_commands[] = {
      .description =
          "Runs a classifier over the images of IN (a table or a folder) and\n"
          "adds a string column with a JSON array of the top K classes:\n"
-         "[{\"class\": 281, \"description\": \"tabby\", \"probability\": 0.91}, "
+         "[{\"class\": 281, \"description\": \"tabby\", \"probability\": "
+         "0.91}, "
          "...].",
      .positional = {"IN"},
      .npos_min = 1,
@@ -443,6 +777,89 @@ const cli_cmd cli_commands[] = {
      .example = "dlp apply photos.db --model-file net.onnx --input-size "
                 "224x224 --preprocess torch --out out.db",
      .run = cli_cmd_apply},
+    {.name = "fit",
+     .summary = "train a classifier on labelled images (featurizer + LR)",
+     .usage = "(--images DIR | IN | --features-from FILE) --out DIR "
+              "[options]",
+     .description =
+         "Transfer learning, as sparkdl's DeepImageFeaturizer +\n"
+         "LogisticRegression pipeline: featurizes the images with a CNN\n"
+         "(--model), indexes the labels (StringIndexer), fits a logistic\n"
+         "regression (the options below come from its parameters), maps\n"
+         "predictions back to labels (IndexToString), prints train and test\n"
+         "metrics and saves the fitted pipeline to --out.\n"
+         "The input is --images DIR (one sub-folder per class, labels from\n"
+         "the sub-folder names: --labels-from-dirs is implied), IN (a table\n"
+         "with an image column and a label column, or a folder), or\n"
+         "--features-from FILE (features computed once by 'dlp featurize').\n"
+         "Invalid images are left out with a warning.",
+     .positional = {"IN"},
+     .npos_min = 0,
+     .npos_max = 1,
+     .opts = fit_opts,
+     .example = "dlp fit --images flowers --labels-from-dirs --model "
+                "InceptionV3 --max-iter 20\n    --reg 0.05 --elastic-net 0.3 "
+                "--split 0.8,0.2 --seed 42 --out flowers.dlp",
+     .exit_codes =
+         "  3  --fail-on-error was given and some images were invalid\n",
+     .run = cli_cmd_fit},
+    {.name = "transform",
+     .summary = "run a saved pipeline: add predictions to images or a table",
+     .usage = "--pipeline DIR IN --out FILE [options]",
+     .description =
+         "Runs a pipeline saved by 'dlp fit' or 'dlp tune' over IN (a folder\n"
+         "of images, or a table of images or of features) and writes it with\n"
+         "the stages' columns added: features, rawPrediction, probability,\n"
+         "prediction and predictedLabel (indexedLabel too when IN has\n"
+         "labels). A featurizer is skipped when IN already has its column.",
+     .positional = {"IN"},
+     .npos_min = 1,
+     .npos_max = 1,
+     .opts = transform_opts,
+     .example = "dlp transform --pipeline flowers.dlp new_photos --show --out "
+                "predicted.jsonl",
+     .run = cli_cmd_transform},
+    {.name = "evaluate",
+     .summary = "score a saved pipeline on labelled images (metrics, report)",
+     .usage = "--pipeline DIR (--images DIR | IN) [options]",
+     .description =
+         "Runs a saved pipeline over labelled data (--images DIR with one\n"
+         "sub-folder per class, or a table IN with a label column), prints\n"
+         "the metrics (MLlib's definitions) and the confusion matrix with\n"
+         "the class names, and with --report writes an HTML page. Labels are\n"
+         "indexed by the pipeline's own StringIndexerModel; a label the\n"
+         "pipeline never saw is an error that names it.",
+     .positional = {"IN"},
+     .npos_min = 0,
+     .npos_max = 1,
+     .opts = evaluate_opts,
+     .example = "dlp evaluate --pipeline flowers.dlp --images flowers_test "
+                "--metric accuracy,f1\n    --report report.html",
+     .exit_codes =
+         "  3  --fail-on-error was given and some images were invalid\n",
+     .run = cli_cmd_evaluate},
+    {.name = "tune",
+     .summary = "pick LR parameters by cross-validation over a grid",
+     .usage = "(--images DIR | IN | --features-from FILE) --grid SPEC "
+              "[options]",
+     .description =
+         "Fits the fit pipeline for every combination of --grid on every\n"
+         "fold (CrossValidator; --folds 0: TrainValidationSplit), prints the\n"
+         "metric's mean and standard deviation for each and marks the best.\n"
+         "The images are featurized once and the features reused by every\n"
+         "fold and combination. --out saves the best pipeline refitted on\n"
+         "all the tuning rows; --split first holds out a test part to score\n"
+         "it on. Input, model and LogisticRegression options as 'dlp fit'.",
+     .positional = {"IN"},
+     .npos_min = 0,
+     .npos_max = 1,
+     .opts = tune_opts,
+     .example = "dlp tune --images flowers --grid 'reg=0.01,0.05,0.1;"
+                "elastic-net=0,0.3'\n    --folds 3 --parallelism 2 --out "
+                "best.dlp",
+     .exit_codes =
+         "  3  --fail-on-error was given and some images were invalid\n",
+     .run = cli_cmd_tune},
     {.name = "models",
      .summary = "list, describe, import or fetch models",
      .usage = "list | info NAME | import FILE [--as NAME] | fetch NAME "
@@ -499,6 +916,10 @@ const cli_cmd cli_commands[] = {
     {NULL}};
 
 const cli_cmd *cli_find_command(const char *name) {
+  if (cli_ml_opts_init() != 0) {
+    cli_fail("internal error: too many options for fit/tune");
+    return NULL;
+  }
   for (const cli_cmd *c = cli_commands; c->name; c++)
     if (strcmp(c->name, name) == 0) return c;
   return NULL;
@@ -576,6 +997,8 @@ static void describe_expected(const cli_opt *o, char *buf, size_t n) {
     snprintf(buf, n, "an integer >= %.0f", o->min);
   else if (o->kind == CLI_INT && o->min < o->max)
     snprintf(buf, n, "an integer from %.0f to %.0f", o->min, o->max);
+  else if (o->kind == CLI_REAL && o->min < o->max && o->max >= 1e300)
+    snprintf(buf, n, "a number >= %g", o->min);
   else if (o->kind == CLI_REAL && o->min < o->max)
     snprintf(buf, n, "a number from %g to %g", o->min, o->max);
   else
@@ -584,12 +1007,12 @@ static void describe_expected(const cli_opt *o, char *buf, size_t n) {
 
 /* Stores text as the value of option o. Returns 1, or 0 if it is invalid. */
 static int set_value(const cli_opt *o, const char *text, cli_val *v) {
+  v->s = text; /* kept for every kind: fit passes it to dlp_stage_set */
   switch (o->kind) {
   case CLI_FLAG:
     v->i = 1;
     break;
   case CLI_STR:
-    v->s = text;
     break;
   case CLI_INT:
     if (!parse_int(text, o, &v->i)) return 0;

@@ -48,13 +48,13 @@ typedef struct cli_opt {
   const char *help; /* one line */
 } cli_opt;
 
-#define CLI_MAX_OPTS 24
+#define CLI_MAX_OPTS 64
 #define CLI_MAX_POS 4
 
 typedef struct cli_val {
-  int given; /* on the command line (not just the default) */
-  int has;   /* a value: given or defaulted */
-  const char *s;
+  int given;     /* on the command line (not just the default) */
+  int has;       /* a value: given or defaulted */
+  const char *s; /* the text of the value, whatever the kind */
   int64_t i;
   uint64_t u;
   double d;
@@ -125,7 +125,7 @@ dlp_ctx *cli_ctx_new(const cli_args *a);
 /* --- progress.c -------------------------------------------------------- */
 
 typedef struct cli_progress {
-  const char *label; /* "reading images" */
+  const char *label; /* "reading images"; NULL: the library's step names */
   double start;      /* cli_now() when it began */
   int drawn;         /* a line is on the terminal */
 } cli_progress;
@@ -182,6 +182,19 @@ int cli_cmd_predict(const cli_args *a);
 int cli_cmd_apply(const cli_args *a);
 int cli_cmd_models(const cli_args *a);
 int cli_cmd_sql(const cli_args *a);
+int cli_cmd_fit(const cli_args *a);
+int cli_cmd_transform(const cli_args *a);
+int cli_cmd_evaluate(const cli_args *a);
+int cli_cmd_tune(const cli_args *a);
+
+/* args.c: builds the options of fit and tune from the parameter
+ * descriptions of LogisticRegression (dlp_stage_class_params), once, before
+ * any command is parsed or its help printed. Returns 0, or -1 when the
+ * table does not fit (a bug). */
+int cli_ml_opts_init(void);
+/* 1 when option o of a fit/tune command was generated from a
+ * LogisticRegression parameter; *param gets the parameter's MLlib name. */
+int cli_ml_opt_param(const cli_opt *o, const char **param);
 
 /* cmd_featurize.c: the steps featurize, predict and apply share (model
  * options, input table or folder, transform, output, summary). */
@@ -191,6 +204,86 @@ typedef enum cli_model_mode {
   CLI_APPLY = 2
 } cli_model_mode;
 int cli_model_command(const cli_args *a, cli_model_mode mode);
+
+/* ml_common.c: what fit, tune, transform and evaluate share. */
+typedef struct cli_ml_data {
+  const char *path; /* the input: a folder or a table file */
+  int folder;       /* path is a folder (labels from sub-folders) */
+  dlp_frame *all;   /* the labelled rows that can be used */
+  const char *label_col, *image_col, *features_col;
+  int from_features; /* --features-from: a table of feature vectors */
+  int featurized;    /* cli_ml_featurize added the features column */
+  size_t n_read, n_invalid, n_unlabelled; /* before dropping */
+} cli_ml_data;
+/* Which input and columns the options name (no reading yet): usage errors
+ * (exit 2) come before any work. */
+int cli_ml_data_init(const cli_args *a, cli_ml_data *d);
+/* Reads the input of fit/tune/evaluate (--images DIR, IN, --features-from
+ * FILE), drops invalid images and rows without a label (with a warning);
+ * returns CLI_EXIT_INVALID with --fail-on-error when some were invalid. */
+int cli_ml_read_labelled(const cli_args *a, dlp_ctx *ctx, cli_ml_data *d);
+void cli_ml_data_free(cli_ml_data *d);
+/* The pipeline of fit/tune from the options: [DeepImageFeaturizer] ->
+ * StringIndexer -> LogisticRegression -> IndexToString. */
+int cli_ml_build_pipeline(const cli_args *a, dlp_ctx *ctx, const cli_ml_data *d,
+                          dlp_pipeline **out);
+/* Transforms f with pm and prints the multiclass metrics, the confusion
+ * matrix (K <= 12) under the heading `what` ("train", "test"). */
+int cli_ml_report_metrics(const cli_args *a, dlp_ctx *ctx,
+                          const dlp_pipeline_model *pm, const dlp_frame *f,
+                          const char *label_col, const char *what,
+                          dlp_frame **transformed);
+/* Prints the LR summary line (iterations, objective). */
+void cli_ml_print_lr(dlp_ctx *ctx, const dlp_pipeline_model *pm);
+/* Prints a K x K confusion matrix with class names. */
+void cli_ml_print_confusion(const dlp_multiclass_metrics *m,
+                            const char *const *labels, size_t n_labels,
+                            FILE *out);
+/* Rows of f whose label is not one of the pipeline's classes: their count,
+ * the first such label in bad, and the other rows' indices in *keep
+ * (malloc'd; NULL when out of memory). */
+size_t cli_ml_unknown_labels(const dlp_frame *f, const char *label_col,
+                             const char *const *labels, size_t n, char *bad,
+                             size_t bad_size, size_t **keep, size_t *nkeep);
+/* Reads an IN of transform/evaluate: a table file, or a folder (labels from
+ * sub-folders when labels is 1). */
+int cli_ml_read_input(const cli_args *a, dlp_ctx *ctx, const char *in,
+                      int labels, dlp_frame **out);
+/* Featurizes d->all once (unless it came with features) so that fitting,
+ * scoring train and test and tuning reuse one feature column. */
+int cli_ml_featurize(const cli_args *a, dlp_ctx *ctx, cli_ml_data *d);
+/* Parses --split into w[0..*k) (k = 1: no test part), or a usage error. */
+int cli_ml_parse_split(const cli_args *a, double *w, int *k);
+/* Splits by --split and --seed; *test is NULL when there is no test part. */
+int cli_ml_split(const cli_args *a, dlp_ctx *ctx, const dlp_frame *all,
+                 dlp_frame **train, dlp_frame **test);
+/* Writes the HTML report of a transformed frame. */
+int cli_ml_write_report(const cli_args *a, dlp_ctx *ctx,
+                        const dlp_pipeline_model *pm, const dlp_frame *pred,
+                        const char *path, const char *title);
+
+/* cmd_fit.c: the steps fit and tune share. */
+int cli_ml_check_out(const cli_args *a);
+/* --out, --split, the input and the pipeline from the options: every usage
+ * error before any work. */
+int cli_ml_prepare(const cli_args *a, dlp_ctx *ctx, cli_ml_data *d,
+                   dlp_pipeline **p);
+void cli_ml_note_random(const cli_args *a);
+void cli_ml_print_data(const cli_args *a, const cli_ml_data *d,
+                       const dlp_frame *train, const dlp_frame *test);
+/* Featurizes once, splits by --split and prints where the rows went. */
+int cli_ml_train_test(const cli_args *a, dlp_ctx *ctx, cli_ml_data *d,
+                      dlp_frame **train, dlp_frame **test);
+/* Prints classes, the LR summary, train and test metrics (either may be
+ * NULL), saves to --out, then writes --report (when given). */
+int cli_ml_finish(const cli_args *a, dlp_ctx *ctx, const cli_ml_data *d,
+                  const dlp_pipeline_model *pm, const dlp_frame *train,
+                  const dlp_frame *test);
+
+/* cmd_transform.c: loads --pipeline (and applies --batch-size to its
+ * featurizer). */
+int cli_ml_load(const cli_args *a, dlp_ctx *ctx, dlp_pipeline_model **pm);
+int cli_ml_set_batch(const cli_args *a, dlp_ctx *ctx, dlp_pipeline_model *pm);
 
 /* show_counts.c: 'dlp show --counts COLUMN' (rows per value). */
 int cli_show_counts(const cli_args *a, const dlp_frame *f, size_t limit);

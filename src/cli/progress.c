@@ -22,14 +22,18 @@ static void format_eta(double seconds, char *buf, size_t n) {
     snprintf(buf, n, "%dh%02dm", (int)seconds / 3600, (int)seconds / 60 % 60);
 }
 
-/* "reading images  1234/5000  24%  410 img/s  eta 9s", redrawn in place.
- * Never cancels (returns 0). */
+/* "reading images  1234/5000  24%  410 img/s  eta 9s", redrawn in place;
+ * without a label (the ML commands), the library's step and its count:
+ * "fitting LogisticRegression  2/4". Never cancels (returns 0). */
 static int draw(void *user, const char *what, uint64_t done, uint64_t total) {
   cli_progress *p = user;
   double elapsed = cli_now() - p->start;
   double rate = elapsed > 0 ? (double)done / elapsed : 0;
   const char *label = p->label ? p->label : what;
-  if (total > 0) {
+  if (!p->label && total > 0) { /* steps named by the library, not images */
+    fprintf(stderr, "\r\033[K%s  %llu/%llu", what ? what : "",
+            (unsigned long long)done, (unsigned long long)total);
+  } else if (total > 0) {
     char eta[32];
     format_eta(rate > 0 ? (double)(total - (done < total ? done : total)) / rate
                         : -1,
