@@ -212,6 +212,10 @@ static int batch_filter(sqlite3_vtab_cursor *cur, int idx_num,
   char err[512];
   c->mm = dlpsql_model_get(v->s, name, opts, err, sizeof err);
   if (!c->mm) return set_error(v, sqlite3_mprintf("%s: %s", fn, err));
+  if (c->mm->pm)
+    return set_error(v, sqlite3_mprintf("%s: '%s' is a fitted pipeline: "
+                                        "use dlp_classify or dlp_apply",
+                                        fn, name));
   const char *sql = (const char *)sqlite3_value_text(argv[1]);
   const char *tail = NULL;
   if (sqlite3_prepare_v2(v->db, sql, -1, &c->st, &tail) != SQLITE_OK)

@@ -1,5 +1,6 @@
 /* sql_ext.c - the extension's entry point, per-connection state and model
- * cache (models opened once per connection, keyed by name + options). */
+ * cache (models and fitted pipelines opened once per connection, keyed by
+ * name + options). */
 #define DLPSQL_INTERNAL
 #include "sql.h"
 
@@ -23,6 +24,7 @@ void dlpsql_unref(void *p) {
   for (dlpsql_model *m = s->models, *next; m; m = next) {
     next = m->next;
     dlp_model_free(m->m);
+    dlp_pipeline_model_free(m->pm);
     free(m->key);
     free(m);
   }
@@ -114,6 +116,7 @@ static int open_model(dlpsql_state *s, const char *name, const char *opts,
   dlp_model_opts mo;
   dlp_model_opts_init(&mo);
   cJSON *j = NULL;
+  int pipeline = dlpsql_is_pipeline(name);
   if (opts && *opts) {
     j = cJSON_Parse(opts);
     if (!cJSON_IsObject(j)) {
@@ -121,11 +124,24 @@ static int open_model(dlpsql_state *s, const char *name, const char *opts,
       snprintf(err, errlen, "options are not a JSON object: %.60s", opts);
       return 0;
     }
-    for (const cJSON *it = j->child; it; it = it->next)
+    for (const cJSON *it = j->child; it; it = it->next) {
+      if (pipeline && strcmp(it->string, "on_error") != 0) {
+        snprintf(err, errlen,
+                 "option '%s' does not apply to a fitted pipeline (only "
+                 "on_error does; the pipeline's stages hold the rest)",
+                 it->string);
+        cJSON_Delete(j);
+        return 0;
+      }
       if (!apply_option(it, &mo, mm, err, errlen)) {
         cJSON_Delete(j);
         return 0;
       }
+    }
+  }
+  if (pipeline) {
+    cJSON_Delete(j);
+    return dlpsql_open_pipeline(s, name, mm, err, errlen);
   }
   if (is_model_file(name)) mo.model_file = name;
   int rc = dlp_model_open(s->ctx, mo.model_file ? NULL : name, &mo, &mm->m);
@@ -195,6 +211,7 @@ int dlpsql_register(sqlite3 *db, char **errmsg) {
   if (rc == SQLITE_OK) rc = dlpsql_register_images(db, s);
   if (rc == SQLITE_OK) rc = dlpsql_register_knn(db);
   if (rc == SQLITE_OK) rc = dlpsql_register_batch(db, s);
+  if (rc == SQLITE_OK) rc = dlpsql_register_pipeline(db, s);
   if (rc != SQLITE_OK && errmsg)
     *errmsg = sqlite3_mprintf("dlp: cannot register functions: %s",
                               sqlite3_errmsg(db));

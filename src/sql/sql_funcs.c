@@ -1,8 +1,9 @@
 /* sql_funcs.c - scalar SQL functions over models and images: dlp_image,
  * dlp_featurize, dlp_predict, dlp_apply, dlp_register (and the functions it
- * creates). One row at a time through the same dlp_model_* calls as the CLI,
- * so results equal 'dlp featurize/predict/apply'; dlp_featurize_rows
- * (sql_batch.c) is the batched form. */
+ * creates; fitted pipelines are run by sql_pipeline.c). One row at a time
+ * through the same dlp_model_* calls as the CLI, so results equal 'dlp
+ * featurize/predict/apply'; dlp_featurize_rows (sql_batch.c) is the batched
+ * form. */
 #define DLPSQL_INTERNAL
 #include "sql.h"
 
@@ -45,6 +46,32 @@ static void image_label(sqlite3_value *v, char *buf, size_t n) {
     snprintf(buf, n, "'%s'", (const char *)sqlite3_value_text(v));
 }
 
+void dlpsql_image_error(sqlite3_context *c, const char *fn,
+                        const dlpsql_model *mm, const dlp_frame *out,
+                        size_t img_col, sqlite3_value *img) {
+  if (mm->on_error_null) {
+    sqlite3_result_null(c);
+    return;
+  }
+  dlp_image_meta meta;
+  char label[300];
+  image_label(img, label, sizeof label);
+  const char *why =
+      dlp_frame_get_image_meta(out, img_col, 0, &meta) && meta.error
+          ? meta.error
+          : "unknown error";
+  /* The reason often starts with the path already. */
+  const char *path = sqlite3_value_type(img) == SQLITE_BLOB
+                         ? NULL
+                         : (const char *)sqlite3_value_text(img);
+  int named = path && *path && strncmp(why, path, strlen(path)) == 0;
+  char *msg =
+      named ? sqlite3_mprintf("%s: cannot read image %s", fn, why)
+            : sqlite3_mprintf("%s: cannot read image %s: %s", fn, label, why);
+  sqlite3_result_error(c, msg ? msg : fn, -1);
+  sqlite3_free(msg);
+}
+
 /* Runs model mm on the one image in img; sets the SQL result. */
 static void run_one(sqlite3_context *c, const char *fn, dlpsql_state *s,
                     dlpsql_model *mm, sqlite3_value *img, fmode mode, int k) {
@@ -70,26 +97,7 @@ static void run_one(sqlite3_context *c, const char *fn, dlpsql_state *s,
     sqlite3_result_error(c, msg ? msg : fn, -1);
     sqlite3_free(msg);
   } else if (dlp_frame_is_null(out, 1, 0)) {
-    dlp_image_meta meta;
-    char label[300];
-    image_label(img, label, sizeof label);
-    if (mm->on_error_null) {
-      sqlite3_result_null(c);
-    } else {
-      const char *why = dlp_frame_get_image_meta(out, 0, 0, &meta) && meta.error
-                            ? meta.error
-                            : "unknown error";
-      /* The reason often starts with the path already. */
-      const char *path = sqlite3_value_type(img) == SQLITE_BLOB
-                             ? NULL
-                             : (const char *)sqlite3_value_text(img);
-      int named = path && *path && strncmp(why, path, strlen(path)) == 0;
-      char *msg = named ? sqlite3_mprintf("%s: cannot read image %s", fn, why)
-                        : sqlite3_mprintf("%s: cannot read image %s: %s", fn,
-                                          label, why);
-      sqlite3_result_error(c, msg ? msg : fn, -1);
-      sqlite3_free(msg);
-    }
+    dlpsql_image_error(c, fn, mm, out, 0, img);
   } else if (mode == F_PREDICT) {
     const char *json = NULL;
     if (dlp_frame_get_string(out, 1, 0, &json))
@@ -108,7 +116,7 @@ static void run_one(sqlite3_context *c, const char *fn, dlpsql_state *s,
   dlp_frame_free(in);
 }
 
-static void model_error(sqlite3_context *c, const char *fn, const char *err) {
+void dlpsql_error(sqlite3_context *c, const char *fn, const char *err) {
   char *msg = sqlite3_mprintf("%s: %s", fn, err);
   sqlite3_result_error(c, msg ? msg : fn, -1);
   sqlite3_free(msg);
@@ -132,7 +140,7 @@ static void model_func(sqlite3_context *c, int argc, sqlite3_value **argv,
       if (sqlite3_value_numeric_type(argv[2]) != SQLITE_INTEGER ||
           sqlite3_value_int64(argv[2]) < 1 ||
           sqlite3_value_int64(argv[2]) > 100000) {
-        model_error(c, fn, "k must be an integer from 1 to 100000");
+        dlpsql_error(c, fn, "k must be an integer from 1 to 100000");
         return;
       }
       k = sqlite3_value_int(argv[2]);
@@ -142,10 +150,18 @@ static void model_func(sqlite3_context *c, int argc, sqlite3_value **argv,
   char err[512];
   dlpsql_model *mm = dlpsql_model_get(s, name, opts, err, sizeof err);
   if (!mm) {
-    model_error(c, fn, err);
-    return;
+    dlpsql_error(c, fn, err);
+  } else if (mm->pm && mode == F_APPLY) {
+    dlpsql_pipeline_run(c, fn, s, mm, argv[1], DLPSQL_PIPE_PROBABILITY);
+  } else if (mm->pm) {
+    char *msg = sqlite3_mprintf("'%s' is a fitted pipeline: use dlp_apply "
+                                "(probabilities) or dlp_classify (the label)",
+                                name);
+    dlpsql_error(c, fn, msg ? msg : "a fitted pipeline");
+    sqlite3_free(msg);
+  } else {
+    run_one(c, fn, s, mm, argv[1], mode, k);
   }
-  run_one(c, fn, s, mm, argv[1], mode, k);
 }
 
 static void featurize_func(sqlite3_context *c, int argc, sqlite3_value **argv) {
@@ -158,7 +174,8 @@ static void apply_func(sqlite3_context *c, int argc, sqlite3_value **argv) {
   model_func(c, argc, argv, F_APPLY);
 }
 
-/* name(image): the model dlp_register bound, applied to one image. */
+/* name(image): the model dlp_register bound, applied to one image; for a
+ * fitted pipeline, its predicted label. */
 static void registered_func(sqlite3_context *c, int argc,
                             sqlite3_value **argv) {
   reg_udf *u = sqlite3_user_data(c);
@@ -169,7 +186,9 @@ static void registered_func(sqlite3_context *c, int argc,
   char err[512];
   dlpsql_model *mm = dlpsql_model_get(u->s, u->model, u->opts, err, sizeof err);
   if (!mm)
-    model_error(c, u->name, err);
+    dlpsql_error(c, u->name, err);
+  else if (mm->pm)
+    dlpsql_pipeline_run(c, u->name, u->s, mm, argv[0], DLPSQL_PIPE_LABEL);
   else
     run_one(c, u->name, u->s, mm, argv[0], F_APPLY, 0);
 }
@@ -190,9 +209,9 @@ static char *dup_or_null(const char *s) {
   return d;
 }
 
-/* dlp_register(name, model [, options]): opens the model now (so a wrong
- * name fails here) and creates the SQL function name(image). Returns
- * name. */
+/* dlp_register(name, model [, options]): opens the model (or fitted
+ * pipeline) now, so a wrong name fails here, and creates the SQL function
+ * name(image). Returns name. */
 static void register_func(sqlite3_context *c, int argc, sqlite3_value **argv) {
   dlpsql_state *s = sqlite3_user_data(c);
   const char *name = text_or_null(argv[0]);
@@ -203,14 +222,14 @@ static void register_func(sqlite3_context *c, int argc, sqlite3_value **argv) {
     return;
   }
   if (!valid_name(name)) {
-    model_error(c, "dlp_register",
-                "the function name must be letters, digits and '_' (at most "
-                "64, not starting with a digit)");
+    dlpsql_error(c, "dlp_register",
+                 "the function name must be letters, digits and '_' (at most "
+                 "64, not starting with a digit)");
     return;
   }
   char err[512];
   if (!dlpsql_model_get(s, model, opts, err, sizeof err)) {
-    model_error(c, "dlp_register", err);
+    dlpsql_error(c, "dlp_register", err);
     return;
   }
   reg_udf *u = calloc(1, sizeof *u);

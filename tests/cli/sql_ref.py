@@ -7,7 +7,13 @@
 #   sql_ref.py make-vectors DB N DIM SEED    (table vecs(id, features), q(v))
 #   sql_ref.py check-knn DB CSV K METRIC     (CSV: id,score,rank from dlp_knn)
 #   sql_ref.py check-pairs DB CSV            (CSV: id,cosine,l2)
+#   sql_ref.py check-classify DB REF_DB      (SQL pipeline answers = 'dlp
+#                                             transform' of the same images)
+#   sql_ref.py make-lr DIR N DIM K SEED      (X.npy, y.npy, lr.db: vecs(id, features))
+#   sql_ref.py check-unlabelled CSV TUNE_JSON (dlp_classify of a pipeline
+#                                             without labels = the C API's)
 import csv
+import json
 import os
 import sqlite3
 import sys
@@ -122,11 +128,79 @@ def check_pairs(db, out):
     print(f"{len(ids)} cosine and L2 values = numpy")
 
 
+def check_classify(db, ref):
+    """DB's frame(image_origin, probability, classified, label) from
+    dlp_apply, dlp_classify and a dlp_register function against REF's
+    frame from 'dlp transform': the same bytes, index, label, numbers."""
+    def rows(path, q):
+        con = sqlite3.connect(path)
+        r = {x[0]: x[1:] for x in con.execute(q)}
+        con.close()
+        return r
+    got = rows(db, "SELECT image_origin, probability, classified, label "
+                   "FROM frame")
+    want = rows(ref, "SELECT image_origin, probability, prediction, "
+                     "predictedLabel FROM frame")
+    assert sorted(got) == sorted(want), (sorted(got), sorted(want))
+    n = 0
+    for k, (prob, js, label) in got.items():
+        wprob, wpred, wlabel = want[k]
+        if wpred is None:  # unreadable image: NULL with on_error null
+            assert prob is None and js is None and label is None, (k, got[k])
+            continue
+        assert prob == wprob, (k, "probability bytes differ")
+        p = np.frombuffer(prob, "<f4")
+        j = json.loads(js)
+        assert j["index"] == int(wpred), (k, j, wpred)
+        assert j["label"] == wlabel == label, (k, j, wlabel, label)
+        # JSON numbers read back as the very float32 values.
+        assert np.float32(j["probability"]) == p[j["index"]], (k, j, p)
+        assert [np.float32(x) for x in j["probabilities"].values()] == list(p)
+        assert list(j["probabilities"])[j["index"]] == wlabel, j
+        n += 1
+    print(f"{n} rows: probabilities, index and label = dlp transform")
+
+
+def make_lr(d, n, dim, k, seed):
+    rng = np.random.default_rng(int(seed))
+    n, dim, k = int(n), int(dim), int(k)
+    centre = rng.normal(size=(k, dim)) * 2
+    y = rng.integers(0, k, size=n)
+    x = (centre[y] + rng.normal(size=(n, dim))).astype("<f4")
+    np.save(os.path.join(d, "X.npy"), x)
+    np.save(os.path.join(d, "y.npy"), y.astype(np.int64))
+    con = sqlite3.connect(os.path.join(d, "lr.db"))
+    con.execute("CREATE TABLE vecs(id INTEGER PRIMARY KEY, features BLOB)")
+    for i, v in enumerate(x):
+        con.execute("INSERT INTO vecs VALUES (?, ?)", (i + 1, v.tobytes()))
+    con.commit()
+    con.close()
+
+
+def check_unlabelled(out, tune_json):
+    """CSV id, dlp_classify JSON, registered function value, for a pipeline
+    without labels: index = the C API's prediction (tunetool's refit on the
+    same rows), no "label", probabilities a plain array."""
+    with open(tune_json) as f:
+        pred = json.load(f)["test_pred"]
+    rows = read_csv(out)
+    assert len(rows) == len(pred), (len(rows), len(pred))
+    for r in rows:
+        i, j, reg = int(r[0]), json.loads(r[1]), r[2]
+        assert "label" not in j, j
+        p = j["probabilities"]
+        assert isinstance(p, list) and abs(sum(p) - 1) < 1e-5, j
+        assert j["index"] == pred[i - 1] == int(np.argmax(p)), (i, j)
+        assert j["probability"] == p[j["index"]] and int(reg) == j["index"]
+    print(f"{len(rows)} rows: index = the C API's prediction, no labels")
+
+
 def main():
     cmd, a = sys.argv[1], sys.argv[2:]
     {"check-catalog": check_catalog, "same": same,
      "make-vectors": make_vectors, "check-knn": check_knn,
-     "check-pairs": check_pairs}[cmd](*a)
+     "check-pairs": check_pairs, "check-classify": check_classify,
+     "make-lr": make_lr, "check-unlabelled": check_unlabelled}[cmd](*a)
 
 
 if __name__ == "__main__":

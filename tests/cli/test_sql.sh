@@ -259,6 +259,92 @@ expect_rc "dlp sql: --csv and --json together -> exit 2" 2 sql :memory: \
   "SELECT 1" --csv --json
 expect_rc "dlp sql without a query -> exit 2" 2 sql pics.db
 
+# --- fitted pipelines: dlp_apply, dlp_classify, dlp_register --------------
+# DeepImageFeaturizer (MobileNetV2, random weights) + StringIndexer +
+# LogisticRegression + IndexToString fitted by 'dlp fit' on the test images;
+# SQL must answer what 'dlp transform' writes for the same images.
+PN='{"on_error":"null"}'
+RW='{"random_weights":true}'
+expect_rc "dlp fit: a pipeline to use from SQL" 0 fit --images images \
+  --model MobileNetV2 --random-weights --split 1.0 --max-iter 20 --out pipe \
+  --quiet
+expect_rc "dlp transform --pipeline on the same images" 0 transform \
+  --pipeline pipe images --out tr.db
+PIPE_SQL="ATTACH 'pics.db' AS p;
+  SELECT dlp_register('petclass', 'pipe', '$PN');
+  CREATE TABLE frame AS SELECT path AS image_origin,
+  dlp_apply('pipe', path, '$PN') AS probability,
+  dlp_classify('pipe', path, '$PN') AS classified,
+  petclass(path) AS label FROM p.pics"
+expect_shell "dlp_apply / dlp_classify / dlp_register on a pipeline dir" 0 \
+  pipe_s.db "$PIPE_SQL"
+ref_ok "... = dlp transform: probability bytes, index, label; bad -> NULL" \
+  "$SREF" check-classify pipe_s.db tr.db
+expect_rc "dlp sql: the same with the built-in extension" 0 sql pipe_d.db \
+  "$PIPE_SQL"
+ref_ok "... = dlp transform too" "$SREF" check-classify pipe_d.db tr.db
+expect_shell "image BLOBs and feature vector BLOBs (featurizer skipped)" 0 \
+  :memory: "SELECT count(*), sum(dlp_classify('pipe', dlp_image(path)) =
+  dlp_classify('pipe', path)), sum(dlp_classify('pipe',
+  dlp_featurize('MobileNetV2', path, '$RW')) = dlp_classify('pipe', path)),
+  sum(dlp_apply('pipe', dlp_featurize('MobileNetV2', path, '$RW')) =
+  dlp_apply('pipe', path)) FROM dlp_images('images') WHERE error IS NULL"
+check "... give the same answers for all 6 images" grep -qx '6,6,6,6' \
+  "$WORK/out"
+expect_shell "NULL in, NULL out (pipelines)" 0 :memory: \
+  "SELECT dlp_classify('pipe', NULL) IS NULL, dlp_classify(NULL, 'x') IS NULL,
+   dlp_apply('pipe', NULL) IS NULL"
+check "... all NULL" grep -qx '1,1,1' "$WORK/out"
+
+# A pipeline without labels or featurizer (LogisticRegression alone, fitted
+# through the C API by tunetool): features in, class numbers out.
+"$DLP_PYTHON" "$SREF" make-lr . 60 5 3 4
+check "tunetool saves a LogisticRegression-only pipeline" bash -c \
+  '"$1" X.npy y.npy --grid "reg=0.01,0.1" --folds 2 --test X.npy \
+   --save lrpipe >tune.json' _ "$DLP_TOOLS/tunetool"
+expect_shell "dlp_classify / dlp_register of a pipeline without labels" 0 \
+  lr.db "SELECT dlp_register('lrclass', 'lrpipe'); SELECT id,
+  dlp_classify('lrpipe', features), lrclass(features) FROM vecs ORDER BY id"
+tail -n +2 "$WORK/out" >unlabelled.csv
+ref_ok "... index = the C API's prediction, probabilities as an array" \
+  "$SREF" check-unlabelled unlabelled.csv tune.json
+
+mkdir -p badpipe
+printf '{"format": "dlp-pipeline", "version": ' >badpipe/pipeline.json
+cat >bad_pipe.sql <<SQL
+SELECT dlp_classify('pipe', 'images/dogs/broken.png');
+SELECT 'after-1';
+SELECT dlp_classify('tiny.onnx', 'images/cats/img1.png');
+SELECT 'after-2';
+SELECT dlp_featurize('pipe', 'images/cats/img1.png');
+SELECT 'after-3';
+SELECT dlp_classify('pipe', 'images/cats/img1.png', '{"k": 3}');
+SELECT 'after-4';
+SELECT dlp_classify('lrpipe', 'images/cats/img1.png');
+SELECT 'after-5';
+SELECT dlp_classify('lrpipe', x'00000000');
+SELECT 'after-6';
+SELECT * FROM dlp_apply_rows('pipe', 'SELECT path FROM dlp_images(''images'')');
+SELECT 'after-7';
+SELECT dlp_classify('badpipe', 'images/cats/img1.png');
+SELECT 'after-8';
+SQL
+shell :memory: <bad_pipe.sql
+check "pipelines: the shell ran every statement after the errors" bash -c \
+  '[ "$(grep -c "^after-" "$1")" = 8 ] &&
+   [ "$(grep -c "Runtime error\|Parse error" "$2")" = 8 ]' \
+  _ "$WORK/out" "$WORK/err"
+for want in "dlp_classify: cannot read image images/dogs/broken.png" \
+  "dlp_classify: 'tiny.onnx' is not a fitted pipeline" \
+  "dlp_featurize: 'pipe' is a fitted pipeline: use dlp_apply" \
+  "option 'k' does not apply to a fitted pipeline" \
+  "the pipeline has no DeepImageFeaturizer: give its 5-d features" \
+  "a BLOB of 4 bytes is neither an image nor the 5-d float32 feature vector" \
+  "dlp_apply_rows: 'pipe' is a fitted pipeline" \
+  "dlp_classify: badpipe/pipeline.json"; do
+  check "error says: $want" contains "$WORK/err" "$want"
+done
+
 # --- installed: LIBDIR/dlp/libdlpsql.so finds libdlp.so by itself ----------
 BUILD=$(cd "$(dirname "$DLP_BIN")" && pwd)
 if cmake --install "$BUILD" --prefix "$WORK/prefix" >"$WORK/install.log" 2>&1; then
