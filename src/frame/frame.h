@@ -13,12 +13,13 @@
  *   io_sqlite.c  SQLite tables (libsqlite3)
  *   io_jsonl.c   JSON Lines (cJSON)
  *   io_csv.c     CSV, RFC 4180 (by hand)
- *   io_npy.c     NumPy .npy arrays (by hand)
+ *   io_npy.c     NumPy .npy columns (the format itself: core/npy.c)
  */
 #ifndef DLP_FRAME_H
 #define DLP_FRAME_H
 
 #include "core.h"
+#include "npy.h" /* .npy headers and whole arrays */
 
 #include <stdio.h>
 
@@ -102,29 +103,5 @@ int dlp_npy_write(dlp_ctx *ctx, const dlp_frame *f, const char *path,
                   const dlp_io_opts *o);
 int dlp_npy_read(dlp_ctx *ctx, const char *path, const dlp_io_opts *o,
                  dlp_frame **out);
-
-/* A whole NumPy array, little-endian in the file and host order in data:
- * dtype 'f' float32 ('<f4'), 'd' float64 ('<f8'), 'q' int64 ('<i8') or
- * 'B' uint8 ('|u1'); C order; 0 (a scalar) to DLP_NPY_MAX_DIMS dims. */
-#define DLP_NPY_MAX_DIMS 8
-typedef struct dlp_npy_array {
-  char dtype;
-  int ndim;
-  int64_t dims[DLP_NPY_MAX_DIMS];
-  void *data;    /* nbytes of values (malloc'd when loaded) */
-  size_t nbytes; /* product of dims times the item size */
-} dlp_npy_array;
-
-/* Reads the .npy file at path (at most max_bytes) into *out, whose data the
- * caller frees with dlp_npy_array_free. Refuses other dtypes, big-endian
- * or fortran_order arrays, a malformed header and a data size that does
- * not match the shape, with the path in e's message; *out is then empty. */
-int dlp_npy_load_array(dlp_err *e, const char *path, uint64_t max_bytes,
-                       dlp_npy_array *out);
-/* Writes a as a version 1.0 .npy file as numpy would, atomically (a temp
- * file renamed over path). DLP_ERR_ARG when nbytes does not fit the shape. */
-int dlp_npy_save_array(dlp_err *e, const char *path, const dlp_npy_array *a);
-/* Frees a's data and empties it; NULL does nothing. */
-void dlp_npy_array_free(dlp_npy_array *a);
 
 #endif /* DLP_FRAME_H */

@@ -6,6 +6,7 @@
 
 #include "frame/frame.h"
 #include "nn/models.h"
+#include "npy.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

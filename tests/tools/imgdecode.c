@@ -8,7 +8,7 @@
  * Exit 0 on success; on error prints "error: <code name>: <msg>" and exits 1.
  */
 #include "dlp.h"
-#include "frame/frame.h"
+#include "npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>

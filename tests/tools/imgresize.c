@@ -15,7 +15,7 @@
  * of 2 or 3 dims in, uint8 / float32 out.
  */
 #include "dlp.h"
-#include "frame/frame.h"
+#include "npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>

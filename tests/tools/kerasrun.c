@@ -11,8 +11,8 @@
  * model's consts (nn_keras_load_weights) before running. .npy files go
  * through the library's reader/writer; only float32 input is taken.
  * Exit status 0 on success, 1 with "kerasrun: message" on stderr. */
-#include "frame/frame.h"
 #include "keras.h"
+#include "npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,8 +8,8 @@
  * --predict also PREFIX_prob.npy (rows x outputs) and PREFIX_pred.npy, and
  * prints one JSON line {"objective":..,"iterations":..,"k":..,
  * "n_classes":..,"fit_seconds":..}. Bad arguments exit 2, failures 1. */
-#include "frame/frame.h"
 #include "ml/ml.h"
+#include "npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -23,8 +23,8 @@
  *
  * .npy files go through the library's reader/writer; only float32 arrays
  * are taken. Exit status 0, or 1 with a message. */
-#include "frame/frame.h"
 #include "graph.h"
+#include "npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>

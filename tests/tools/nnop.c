@@ -21,8 +21,8 @@
  * .npy files go through the library's reader/writer; only float32 ('<f4')
  * arrays of rank 0..6 are taken, anything else is refused with a message.
  * Exit status 0 on success, 1 with "nnop: message" on stderr otherwise. */
-#include "frame/frame.h"
 #include "nn.h"
+#include "npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,9 +12,9 @@
  * logits of a big network for the price of one run). Exit 0 on success, 1 with
  * "nnrun: message" on stderr otherwise. .npy files go through the library's
  * reader/writer; the input must be float32 of rank 1..6. */
-#include "frame/frame.h"
 #include "graph.h"
 #include "keras.h"
+#include "npy.h"
 #include "onnx.h"
 
 #include <stdio.h>

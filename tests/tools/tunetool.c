@@ -13,6 +13,7 @@
 #include "dlp.h"
 #include "frame/frame.h"
 #include "ml/ml.h"
+#include "npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>

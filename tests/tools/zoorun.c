@@ -13,7 +13,7 @@
  * weight the way Keras does. --list prints "name d0xd1x..." per const.
  * .npy files go through the library's reader/writer (C-order '<f4' only
  * taken): the tools link nothing but libdlp. */
-#include "frame/frame.h"
+#include "npy.h"
 #include "zoo.h"
 
 #include <stdio.h>

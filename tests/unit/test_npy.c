@@ -2,7 +2,7 @@
  * every dtype round-trips at 0, 1 and 4 dimensions with the header numpy
  * writes, and files the reader must not misread are refused with the path
  * in the message. */
-#include "frame/frame.h"
+#include "npy.h"
 #include "test.h"
 
 #include <stdint.h>

@@ -5,6 +5,7 @@
 #include "frame/frame.h"
 #include "ml/stage.h"
 #include "nn/models.h"
+#include "npy.h"
 #include "test.h"
 
 #include <stdint.h>
