@@ -8,6 +8,7 @@
  * the compiler can vectorise it; that keeps the oracle usable on real
  * models without im2col buffers. */
 #include "nn.h"
+#include "ref_util.h"
 
 #include <limits.h>
 
@@ -120,12 +121,12 @@ typedef struct conv_dims {
   int64_t h, w, kh, kw, oh, ow;
 } conv_dims;
 
-/* The output columns ow whose input column ow*s + off lies in [0, w). */
-static void valid_cols(int64_t off, int s, int64_t w, int64_t ow,
-                       int64_t *first, int64_t *last) {
+void nn_conv_valid_cols(int64_t off, int s, int64_t w, int64_t ow_n,
+                        int64_t *first, int64_t *last) {
   *first = off >= 0 ? 0 : (-off + s - 1) / s;
   *last = off > w - 1 ? 0 : (w - 1 - off) / s + 1;
-  if (*last > ow) *last = ow;
+  if (*last > ow_n) *last = ow_n;
+  if (*first > *last) *first = *last;
 }
 
 /* y += conv(x, k): one input channel (h x w) into one output plane, with
@@ -137,7 +138,7 @@ static void conv_plane(const nn_conv2d_attr *a, const conv_dims *d,
     for (int64_t j = 0; j < d->kw; j++) {
       float wv = k[i * d->kw + j];
       int64_t off = j * a->dilation[1] - a->pads[1], c0, c1;
-      valid_cols(off, sw, d->w, d->ow, &c0, &c1);
+      nn_conv_valid_cols(off, sw, d->w, d->ow, &c0, &c1);
       for (int64_t oh = 0; oh < d->oh; oh++) {
         int64_t ih = oh * sh - a->pads[0] + i * a->dilation[0];
         if (ih < 0 || ih >= d->h) continue;

@@ -6,6 +6,7 @@
  * the fast backends (oneDNN) are tested against: plain loops, readability
  * first, speed second. Shapes are checked before any data is touched. */
 #include "nn.h"
+#include "ref_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,17 +24,16 @@ static int check_in(dlp_err *e, const char *op, const char *what,
   return DLP_OK;
 }
 
-/* Maps a possibly negative axis into [0, ndim); -1 when out of range. */
-static int norm_axis(int axis, int ndim) {
-  if (axis < -ndim || axis >= ndim) return -1;
-  return axis < 0 ? axis + ndim : axis;
-}
-
-static int64_t prod(const int64_t *dims, int from, int to) {
-  int64_t n = 1;
-  for (int i = from; i < to; i++)
-    n *= dims[i];
-  return n;
+int nn_axis_split(dlp_err *e, const char *op, const nn_tensor *t, int axis,
+                  int *ax, int64_t *outer, int64_t *inner) {
+  *ax = nn_norm_axis(axis, t->ndim);
+  if (*ax < 0)
+    return dlp_err_set(e, DLP_ERR_ARG,
+                       "%s: axis %d is out of range for rank %d", op, axis,
+                       t->ndim);
+  *outer = nn_dims_prod(t->dims, 0, *ax);
+  *inner = nn_dims_prod(t->dims, *ax + 1, t->ndim);
+  return DLP_OK;
 }
 
 /* ------------------------------------------------------------------------
@@ -54,13 +54,6 @@ const char *nn_act_name(nn_act act) {
   return (unsigned)act < NN_ACT_COUNT ? act_names[act] : "unknown";
 }
 
-/* Stable for large |x|: exp() only ever sees a non-positive argument. */
-static float sigmoid(float x) {
-  if (x >= 0) return 1.0f / (1.0f + expf(-x));
-  float z = expf(x);
-  return z / (1.0f + z);
-}
-
 float nn_act_scalar(nn_act act, float alpha, float x) {
   switch (act) {
   case NN_ACT_RELU:
@@ -70,11 +63,11 @@ float nn_act_scalar(nn_act act, float alpha, float x) {
   case NN_ACT_LEAKY_RELU:
     return x < 0 ? alpha * x : x;
   case NN_ACT_SIGMOID:
-    return sigmoid(x);
+    return nn_sigmoid(x);
   case NN_ACT_TANH:
     return tanhf(x);
   case NN_ACT_SWISH:
-    return x * sigmoid(x);
+    return x * nn_sigmoid(x);
   case NN_ACT_HARD_SIGMOID: {
     float v = 0.2f * x + 0.5f;
     return v < 0 ? 0.0f : (v > 1 ? 1.0f : v);
@@ -139,15 +132,12 @@ static void softmax_line(const float *x, float *y, int64_t n, int64_t step) {
 }
 
 int nn_softmax(dlp_err *e, int axis, const nn_tensor *x, nn_tensor *y) {
-  int rc = same_shape_out(e, "softmax", x, y);
+  int ax = 0, rc = same_shape_out(e, "softmax", x, y);
+  int64_t outer = 0, inner = 0;
+  if (rc == DLP_OK)
+    rc = nn_axis_split(e, "softmax", x, axis, &ax, &outer, &inner);
   if (rc != DLP_OK) return rc;
-  int ax = norm_axis(axis, x->ndim);
-  if (ax < 0)
-    return dlp_err_set(e, DLP_ERR_ARG,
-                       "softmax: axis %d is out of range for rank %d", axis,
-                       x->ndim);
-  int64_t outer = prod(x->dims, 0, ax), n = x->dims[ax];
-  int64_t inner = prod(x->dims, ax + 1, x->ndim);
+  int64_t n = x->dims[ax];
   for (int64_t o = 0; o < outer; o++)
     for (int64_t i = 0; i < inner; i++) {
       int64_t base = o * n * inner + i;
@@ -184,10 +174,8 @@ int nn_broadcast_shape(dlp_err *e, const nn_tensor *a, const nn_tensor *b,
   return DLP_OK;
 }
 
-/* Element strides of t seen through the broadcast shape s: 0 along every
- * dim that t repeats. */
-static void bcast_strides(const nn_tensor *t, const nn_shape *s,
-                          int64_t st[NN_MAX_DIMS]) {
+void nn_bcast_strides(const nn_tensor *t, const nn_shape *s,
+                      int64_t st[NN_MAX_DIMS]) {
   int64_t stride = 1;
   for (int i = s->ndim - 1; i >= 0; i--) {
     int it = t->ndim - (s->ndim - i);
@@ -206,21 +194,13 @@ static int binary(dlp_err *e, const char *op, int is_mul, const nn_tensor *a,
   if (rc == DLP_OK) rc = nn_check_out(e, op, y, &s);
   if (rc != DLP_OK) return rc;
   int64_t sa[NN_MAX_DIMS] = {0}, sb[NN_MAX_DIMS] = {0};
-  bcast_strides(a, &s, sa);
-  bcast_strides(b, &s, sb);
+  nn_bcast_strides(a, &s, sa);
+  nn_bcast_strides(b, &s, sb);
   int64_t n = nn_tensor_numel(y), idx[NN_MAX_DIMS] = {0}, ia = 0, ib = 0;
   for (int64_t i = 0; i < n; i++) {
     float va = a->data[ia], vb = b->data[ib];
     y->data[i] = is_mul ? va * vb : va + vb;
-    /* Odometer step over the output index, moving both input offsets. */
-    for (int d = s.ndim - 1; d >= 0; d--) {
-      ia += sa[d];
-      ib += sb[d];
-      if (++idx[d] < s.dims[d]) break;
-      ia -= sa[d] * s.dims[d];
-      ib -= sb[d] * s.dims[d];
-      idx[d] = 0;
-    }
+    nn_bcast_next(&s, idx, sa, sb, &ia, &ib);
   }
   return DLP_OK;
 }
@@ -306,7 +286,7 @@ int nn_dense(dlp_err *e, const nn_dense_attr *a, const nn_tensor *x,
     return dlp_err_set(e, DLP_ERR_ARG,
                        "dense: bias has %lld values but there are %lld outputs",
                        (long long)nn_tensor_numel(bias), (long long)out);
-  int64_t rows = prod(x->dims, 0, x->ndim - 1);
+  int64_t rows = nn_dims_prod(x->dims, 0, x->ndim - 1);
   for (int64_t r = 0; r < rows; r++)
     dense_row(a, x->data + r * in, w->data, bias ? bias->data : NULL, in, out,
               y->data + r * out);
@@ -350,7 +330,7 @@ int nn_batchnorm(dlp_err *e, float eps, const nn_tensor *x,
                          "batchnorm: var + eps is not positive for channel "
                          "%lld (%g)",
                          (long long)ch, (double)(var->data[ch] + eps));
-  int64_t n = x->dims[0], inner = prod(x->dims, 2, x->ndim);
+  int64_t n = x->dims[0], inner = nn_dims_prod(x->dims, 2, x->ndim);
   for (int64_t b = 0; b < n; b++)
     for (int64_t ch = 0; ch < c; ch++) {
       float g = gamma->data[ch], bt = beta->data[ch], m = mean->data[ch];
@@ -370,7 +350,7 @@ int nn_concat_out_shape(dlp_err *e, const nn_tensor *const *xs, int n, int axis,
                         nn_shape *out) {
   if (n < 1 || !xs) return dlp_err_set(e, DLP_ERR_ARG, "concat: no inputs");
   const nn_tensor *x0 = xs[0];
-  int ax = norm_axis(axis, x0->ndim);
+  int ax = nn_norm_axis(axis, x0->ndim);
   if (ax < 0)
     return dlp_err_set(e, DLP_ERR_ARG,
                        "concat: axis %d is out of range for rank %d", axis,
@@ -409,8 +389,9 @@ int nn_concat(dlp_err *e, const nn_tensor *const *xs, int n, int axis,
   int rc = nn_concat_out_shape(e, xs, n, axis, &s);
   if (rc == DLP_OK) rc = nn_check_out(e, "concat", y, &s);
   if (rc != DLP_OK) return rc;
-  int ax = norm_axis(axis, s.ndim);
-  int64_t outer = prod(s.dims, 0, ax), inner = prod(s.dims, ax + 1, s.ndim);
+  int ax = nn_norm_axis(axis, s.ndim);
+  int64_t outer = nn_dims_prod(s.dims, 0, ax),
+          inner = nn_dims_prod(s.dims, ax + 1, s.ndim);
   float *dst = y->data;
   for (int64_t o = 0; o < outer; o++)
     for (int k = 0; k < n; k++) {
@@ -429,8 +410,8 @@ int nn_flatten_out_shape(dlp_err *e, const nn_tensor *x, int axis,
                        x->ndim);
   int ax = axis < 0 ? axis + x->ndim : axis;
   *out = (nn_shape){2, {1, 1, 1, 1, 1, 1}};
-  out->dims[0] = prod(x->dims, 0, ax);
-  out->dims[1] = prod(x->dims, ax, x->ndim);
+  out->dims[0] = nn_dims_prod(x->dims, 0, ax);
+  out->dims[1] = nn_dims_prod(x->dims, ax, x->ndim);
   return DLP_OK;
 }
 
@@ -542,8 +523,9 @@ int nn_pad_out_shape(dlp_err *e, const nn_pad_attr *a, const nn_tensor *x,
   return DLP_OK;
 }
 
-/* The input coordinate that feeds output coordinate c - begin on an axis of
- * size n, or -1 when it comes from the constant. */
+/* The input coordinate that feeds padded coordinate c (already shifted by
+ * the begin pad) on an axis of size n, or -1 when it comes from the
+ * constant. */
 static int64_t pad_source(nn_pad_mode mode, int64_t c, int64_t n) {
   if (c >= 0 && c < n) return c;
   switch (mode) {
@@ -556,22 +538,27 @@ static int64_t pad_source(nn_pad_mode mode, int64_t c, int64_t n) {
   }
 }
 
+int64_t nn_pad_source_index(const nn_pad_attr *a, const nn_tensor *x,
+                            const int64_t idx[NN_MAX_DIMS]) {
+  int64_t src = 0;
+  for (int d = 0; d < x->ndim && src >= 0; d++) {
+    int64_t c = pad_source(a->mode, idx[d] - a->pads[d], x->dims[d]);
+    src = c < 0 ? -1 : src * x->dims[d] + c;
+  }
+  return src;
+}
+
 int nn_pad(dlp_err *e, const nn_pad_attr *a, const nn_tensor *x, nn_tensor *y) {
   nn_shape s;
   int rc = check_in(e, "pad", "input", x);
   if (rc == DLP_OK) rc = nn_pad_out_shape(e, a, x, &s);
   if (rc == DLP_OK) rc = nn_check_out(e, "pad", y, &s);
   if (rc != DLP_OK) return rc;
-  int nd = x->ndim;
   int64_t n = nn_tensor_numel(y), idx[NN_MAX_DIMS] = {0};
   for (int64_t i = 0; i < n; i++) {
-    int64_t src = 0;
-    for (int d = 0; d < nd && src >= 0; d++) {
-      int64_t c = pad_source(a->mode, idx[d] - a->pads[d], x->dims[d]);
-      src = c < 0 ? -1 : src * x->dims[d] + c;
-    }
+    int64_t src = nn_pad_source_index(a, x, idx);
     y->data[i] = src < 0 ? a->value : x->data[src];
-    for (int d = nd - 1; d >= 0; d--) { /* odometer over the output */
+    for (int d = s.ndim - 1; d >= 0; d--) { /* odometer over the output */
       if (++idx[d] < s.dims[d]) break;
       idx[d] = 0;
     }

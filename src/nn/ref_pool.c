@@ -6,6 +6,7 @@
  * Keras/TF agree with where they overlap: the window is clipped to the input
  * (max and exclusive average) or to the padded input (inclusive average). */
 #include "nn.h"
+#include "ref_util.h"
 
 #include <math.h>
 
@@ -67,20 +68,23 @@ int nn_pool2d_out_shape(dlp_err *e, const nn_pool2d_attr *a, const nn_tensor *x,
   return DLP_OK;
 }
 
-/* One window on one axis: [lo, hi) clipped to the input, and the length of
- * the window clipped to the padded input instead (for count_include_pad).
+/* pads[axis] and pads[axis + 2] are the begin and end of the axis;
  * check_attr and out_size guarantee lo < hi. */
-typedef struct pool_win {
-  int64_t lo, hi, padded_len;
-} pool_win;
-
-static pool_win window(int64_t o, int s, int p0, int p1, int k, int64_t in) {
-  int64_t start = o * s - p0, end = start + k;
-  pool_win w;
+nn_pool_win nn_pool_window(const nn_pool2d_attr *a, int axis, int64_t o,
+                           int64_t in) {
+  int64_t start = o * a->stride[axis] - a->pads[axis];
+  int64_t end = start + a->kernel[axis], p1 = a->pads[axis + 2];
+  nn_pool_win w;
   w.padded_len = (end < in + p1 ? end : in + p1) - start;
   w.lo = start < 0 ? 0 : start;
   w.hi = end < in ? end : in;
   return w;
+}
+
+int64_t nn_pool_divisor(const nn_pool2d_attr *a, const nn_pool_win *wh,
+                        const nn_pool_win *ww) {
+  return a->count_include_pad ? wh->padded_len * ww->padded_len
+                              : (wh->hi - wh->lo) * (ww->hi - ww->lo);
 }
 
 /* Pools every (n, c) plane of x into y; is_max picks the reduction. */
@@ -98,11 +102,9 @@ static int pool2d(dlp_err *e, const char *op, bool is_max,
     const float *in = x->data + p * h * w;
     float *out = y->data + p * oh * ow;
     for (int64_t i = 0; i < oh; i++) {
-      pool_win wh =
-          window(i, a->stride[0], a->pads[0], a->pads[2], a->kernel[0], h);
+      nn_pool_win wh = nn_pool_window(a, 0, i, h);
       for (int64_t j = 0; j < ow; j++) {
-        pool_win ww =
-            window(j, a->stride[1], a->pads[1], a->pads[3], a->kernel[1], w);
+        nn_pool_win ww = nn_pool_window(a, 1, j, w);
         float mx = -INFINITY, sum = 0;
         for (int64_t r = wh.lo; r < wh.hi; r++)
           for (int64_t c = ww.lo; c < ww.hi; c++) {
@@ -110,10 +112,8 @@ static int pool2d(dlp_err *e, const char *op, bool is_max,
             mx = v > mx ? v : mx;
             sum += v;
           }
-        int64_t count = a->count_include_pad
-                            ? wh.padded_len * ww.padded_len
-                            : (wh.hi - wh.lo) * (ww.hi - ww.lo);
-        out[i * ow + j] = is_max ? mx : sum / (float)count;
+        out[i * ow + j] =
+            is_max ? mx : sum / (float)nn_pool_divisor(a, &wh, &ww);
       }
     }
   }
