@@ -1,7 +1,10 @@
 /* plan_ref.c - the reference backend: every intermediate value gets a slice
  * of one float arena (first fit over the blocks freed by dead values), then
- * nodes run in order on the nn.h kernels. Flatten, reshape and identity are
- * views of their input. Single-threaded on purpose: this is the oracle. */
+ * nodes run in order on the nn.h kernels (nn_ref_run_node, which the
+ * trainer's forward pass shares). Flatten, reshape and identity are views of
+ * their input. Single-threaded on purpose: this is the oracle. */
+#include "plan_ref.h"
+
 #include "backend.h"
 #include "graph_util.h"
 #include "transpose.h"
@@ -31,8 +34,8 @@ typedef struct ref_state {
   bool *is_view;    /* per node: output aliases input 0 */
   float *arena;
   int64_t arena_floats;
-  const nn_tensor **cat; /* concat scratch */
-  nn_tensor *cat_t;
+  const nn_tensor **in; /* the running node's inputs: max_in + 1 */
+  nn_tensor *in_t;
   int max_in;
 } ref_state;
 
@@ -81,8 +84,8 @@ static void ref_free(void *state) {
   free(s->loc);
   free(s->is_view);
   free(s->arena);
-  free(s->cat);
-  free(s->cat_t);
+  free(s->in);
+  free(s->in_t);
   free(s);
 }
 
@@ -215,9 +218,9 @@ static int ref_plan(dlp_err *e, const nn_graph *g, int64_t batch, int threads,
     }
   s->arena = dlp_malloc_array((size_t)(s->arena_floats + ARENA_ALIGN),
                               sizeof *s->arena);
-  s->cat = dlp_malloc_array((size_t)s->max_in + 1, sizeof *s->cat);
-  s->cat_t = dlp_malloc_array((size_t)s->max_in + 1, sizeof *s->cat_t);
-  if (!s->arena || !s->cat || !s->cat_t) {
+  s->in = dlp_malloc_array((size_t)s->max_in + 1, sizeof *s->in);
+  s->in_t = dlp_malloc_array((size_t)s->max_in + 1, sizeof *s->in_t);
+  if (!s->arena || !s->in || !s->in_t) {
     rc = dlp_err_set(e, DLP_ERR_NOMEM,
                      "ref plan: no memory for a %lld-byte activation arena",
                      (long long)(s->arena_floats * (int64_t)sizeof(float)));
@@ -252,60 +255,66 @@ static void tensor_at(const ref_state *s, const float *const *inputs, int v,
   t->is_view = true;
 }
 
-static int run_node(dlp_err *e, ref_state *s, const float *const *inputs,
-                    int i) {
-  const nn_node *n = &s->g->nodes[i];
+int nn_ref_run_node(dlp_err *e, const nn_node *n, const nn_tensor *const *x,
+                    nn_tensor *y) {
   const nn_node_attr *a = &n->attr;
-  nn_tensor x[5], y;
-  for (int k = 0; k < n->n_in && k < 5; k++)
-    tensor_at(s, inputs, n->in[k], &x[k]);
-  tensor_at(s, inputs, n->out, &y);
+  const nn_tensor *b = n->n_in > 2 ? x[2] : NULL;
+  nn_tensor g;
   switch (n->op) {
   case NN_OP_CONV2D:
-    return nn_conv2d(e, &a->conv, &x[0], &x[1], n->n_in > 2 ? &x[2] : NULL, &y);
+    return nn_conv2d(e, &a->conv, x[0], x[1], b, y);
   case NN_OP_DENSE:
-    return nn_dense(e, &a->dense, &x[0], &x[1], n->n_in > 2 ? &x[2] : NULL, &y);
+    return nn_dense(e, &a->dense, x[0], x[1], b, y);
   case NN_OP_BATCHNORM:
-    return nn_batchnorm(e, a->eps, &x[0], &x[1], &x[2], &x[3], &x[4], &y);
+    return nn_batchnorm(e, a->eps, x[0], x[1], x[2], x[3], x[4], y);
   case NN_OP_ACT:
-    return nn_act_apply(e, a->act, a->alpha, &x[0], &y);
+    return nn_act_apply(e, a->act, a->alpha, x[0], y);
   case NN_OP_CLIP:
-    return nn_clip(e, a->clip_lo, a->clip_hi, &x[0], &y);
+    return nn_clip(e, a->clip_lo, a->clip_hi, x[0], y);
   case NN_OP_SOFTMAX:
-    return nn_softmax(e, a->axis, &x[0], &y);
+    return nn_softmax(e, a->axis, x[0], y);
   case NN_OP_MAXPOOL:
-    return nn_maxpool2d(e, &a->pool, &x[0], &y);
+    return nn_maxpool2d(e, &a->pool, x[0], y);
   case NN_OP_AVGPOOL:
-    return nn_avgpool2d(e, &a->pool, &x[0], &y);
+    return nn_avgpool2d(e, &a->pool, x[0], y);
   case NN_OP_GLOBAL_AVGPOOL:
   case NN_OP_GLOBAL_MAXPOOL:
     /* The kernel writes (N, C, 1, ...); keepdims = false is the same data. */
-    y.ndim = x[0].ndim;
-    for (int d = 2; d < y.ndim; d++)
-      y.dims[d] = 1;
-    return n->op == NN_OP_GLOBAL_AVGPOOL ? nn_global_avgpool(e, &x[0], &y)
-                                         : nn_global_maxpool(e, &x[0], &y);
+    g = *y;
+    g.ndim = x[0]->ndim;
+    for (int d = 2; d < g.ndim; d++)
+      g.dims[d] = 1;
+    return n->op == NN_OP_GLOBAL_AVGPOOL ? nn_global_avgpool(e, x[0], &g)
+                                         : nn_global_maxpool(e, x[0], &g);
   case NN_OP_ADD:
-    return nn_add(e, &x[0], &x[1], &y);
+    return nn_add(e, x[0], x[1], y);
   case NN_OP_MUL:
-    return nn_mul(e, &x[0], &x[1], &y);
+    return nn_mul(e, x[0], x[1], y);
   case NN_OP_CONCAT:
-    for (int k = 0; k < n->n_in; k++) {
-      tensor_at(s, inputs, n->in[k], &s->cat_t[k]);
-      s->cat[k] = &s->cat_t[k];
-    }
-    return nn_concat(e, s->cat, n->n_in, a->axis, &y);
+    return nn_concat(e, x, n->n_in, a->axis, y);
   case NN_OP_FLATTEN:
   case NN_OP_RESHAPE:
   case NN_OP_IDENTITY:
-    return y.data == x[0].data ? DLP_OK : nn_reshape(e, &x[0], &y);
+    return y->data == x[0]->data ? DLP_OK : nn_reshape(e, x[0], y);
   case NN_OP_TRANSPOSE:
-    return nn_transpose(e, &x[0], a->perm, a->n_perm, &y);
+    return nn_transpose(e, x[0], a->perm, a->n_perm, y);
   case NN_OP_PAD:
-    return nn_pad(e, &a->pad, &x[0], &y);
+    return nn_pad(e, &a->pad, x[0], y);
   default:
     return dlp_err_set(e, DLP_ERR_UNSUPPORTED, "unknown op %d", (int)n->op);
   }
+}
+
+static int run_node(dlp_err *e, ref_state *s, const float *const *inputs,
+                    int i) {
+  const nn_node *n = &s->g->nodes[i];
+  for (int k = 0; k < n->n_in; k++) {
+    tensor_at(s, inputs, n->in[k], &s->in_t[k]);
+    s->in[k] = &s->in_t[k];
+  }
+  nn_tensor y;
+  tensor_at(s, inputs, n->out, &y);
+  return nn_ref_run_node(e, n, s->in, &y);
 }
 
 static int ref_run(dlp_err *e, void *state, const float *const *inputs,
