@@ -3,6 +3,7 @@
  * model config; the layer-by-layer translation is ours, as no C library
  * reads Keras configs). */
 #include "keras.h"
+#include "h5_session.h"
 
 #include <cjson/cJSON.h>
 #include <hdf5.h>
@@ -23,25 +24,22 @@
 #define K_MAX_STR (64 << 20) /* one attribute string */
 
 /* ------------------------------------------------------------------------
- * HDF5 access. Debian's libhdf5 is the serial (not thread-safe) build, so
- * every entry point below runs under h5_lock with HDF5's automatic error
- * printing switched off (and restored afterwards): the library never prints.
+ * HDF5 access. Every entry point of the reader (and of the writer,
+ * keras_save.c) runs inside one session: under one lock, so dlp does not
+ * depend on how libhdf5 was built (Debian's happens to be thread-safe), and
+ * with HDF5's automatic error printing switched off (and restored
+ * afterwards): the library never prints.
  * ------------------------------------------------------------------------ */
 
 static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
 
-typedef struct h5_session {
-  H5E_auto2_t old_fn;
-  void *old_data;
-} h5_session;
-
-static void h5_begin(h5_session *s) {
+void nn_h5_begin(nn_h5_session *s) {
   pthread_mutex_lock(&h5_lock);
   H5Eget_auto2(H5E_DEFAULT, &s->old_fn, &s->old_data);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
-static void h5_end(h5_session *s) {
+void nn_h5_end(nn_h5_session *s) {
   H5Eclear2(H5E_DEFAULT);
   H5Eset_auto2(H5E_DEFAULT, s->old_fn, s->old_data);
   pthread_mutex_unlock(&h5_lock);
@@ -1717,8 +1715,8 @@ int nn_keras_load_file_sized(dlp_err *e, const char *path, uint64_t max_bytes,
   if (!path) return dlp_err_set(e, DLP_ERR_ARG, "keras: path is NULL");
   if (h < 0 || w < 0 || h > (1 << 24) || w > (1 << 24))
     return dlp_err_set(e, DLP_ERR_ARG, "keras: bad input size %dx%d", h, w);
-  h5_session s;
-  h5_begin(&s);
+  nn_h5_session s;
+  nn_h5_begin(&s);
   hid_t f;
   uint64_t fsize = 0;
   int rc = h5_open(e, path, max_bytes, &f, &fsize);
@@ -1726,7 +1724,7 @@ int nn_keras_load_file_sized(dlp_err *e, const char *path, uint64_t max_bytes,
     rc = load_model(e, path, f, fsize, h, w, out);
     H5Fclose(f);
   }
-  h5_end(&s);
+  nn_h5_end(&s);
   return rc;
 }
 
@@ -1924,7 +1922,8 @@ static int load_file_layer(wload *w, const char *lname, const char *gname,
  * is index 0, as tf.keras numbers). Returns the base length. */
 static size_t auto_name(const char *s, long *idx) {
   size_t n = strlen(s), k = n;
-  while (k > 0 && s[k - 1] >= '0' && s[k - 1] <= '9') k--;
+  while (k > 0 && s[k - 1] >= '0' && s[k - 1] <= '9')
+    k--;
   *idx = 0;
   if (k == n || k < 2 || s[k - 1] != '_' || n - k > 6) return n;
   *idx = strtol(s + k, NULL, 10);
@@ -1980,7 +1979,8 @@ static int base_members(const strlist *l, const char *b, size_t blen,
  * layer i (NULL: as named). Shapes are still checked weight by weight. */
 static int map_auto_names(dlp_err *e, const strlist *file, const strlist *gl,
                           const char **map) {
-  for (int i = 0; i < file->n; i++) map[i] = NULL;
+  for (int i = 0; i < file->n; i++)
+    map[i] = NULL;
   const char **gb = dlp_calloc_array((size_t)gl->n + 1, sizeof *gb);
   const char **fb = dlp_calloc_array((size_t)file->n + 1, sizeof *fb);
   if (!gb || !fb) {
@@ -1995,7 +1995,8 @@ static int map_auto_names(dlp_err *e, const strlist *file, const strlist *gl,
     if (gb[0] != gl->s[gi]) continue; /* each base once, from its first */
     int nf = base_members(file, gl->s[gi], blen, fb);
     bool same = ng == nf;
-    for (int k = 0; k < ng && same; k++) same = strcmp(gb[k], fb[k]) == 0;
+    for (int k = 0; k < ng && same; k++)
+      same = strcmp(gb[k], fb[k]) == 0;
     if (same || ng != nf) continue; /* by name, or reported as missing */
     for (int k = 0; k < nf; k++)
       for (int i = 0; i < file->n; i++)
@@ -2092,8 +2093,8 @@ int nn_keras_load_weights(dlp_err *e, const char *path, uint64_t max_bytes,
   wload w = {.e = e, .path = path, .g = g};
   w.filled = dlp_calloc_array((size_t)g->n_values + 1, sizeof *w.filled);
   if (!w.filled) return dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
-  h5_session s;
-  h5_begin(&s);
+  nn_h5_session s;
+  nn_h5_begin(&s);
   uint64_t fsize = 0;
   int rc = h5_open(e, path, max_bytes, &w.f, &fsize);
   if (rc == DLP_OK) {
@@ -2101,7 +2102,7 @@ int nn_keras_load_weights(dlp_err *e, const char *path, uint64_t max_bytes,
     rc = load_weights(&w);
     H5Fclose(w.f);
   }
-  h5_end(&s);
+  nn_h5_end(&s);
   free(w.filled);
   return rc;
 }
@@ -2112,8 +2113,8 @@ int nn_keras_file_layer_names(dlp_err *e, const char *path, uint64_t max_bytes,
     return dlp_err_set(e, DLP_ERR_ARG, "keras: NULL argument");
   *names = NULL;
   *n = 0;
-  h5_session s;
-  h5_begin(&s);
+  nn_h5_session s;
+  nn_h5_begin(&s);
   hid_t f, loc = -1;
   uint64_t fsize;
   strlist l = {0};
@@ -2132,7 +2133,7 @@ int nn_keras_file_layer_names(dlp_err *e, const char *path, uint64_t max_bytes,
     if (loc >= 0 && loc != f) H5Gclose(loc);
     H5Fclose(f);
   }
-  h5_end(&s);
+  nn_h5_end(&s);
   if (rc == DLP_OK) {
     *names = l.s;
     *n = l.n;

@@ -67,4 +67,48 @@ int nn_keras_file_layer_names(dlp_err *e, const char *path, uint64_t max_bytes,
                               char ***names, int *n);
 void nn_keras_names_free(char **names, int n);
 
+/* ------------------------------------------------------------------------
+ * Writing (keras_save.c): the inverse of the loaders above.
+ * ------------------------------------------------------------------------ */
+
+typedef struct nn_keras_save_opts {
+  bool overwrite;         /* replace an existing file; default false */
+  bool weights_only;      /* write the keras-applications weights layout
+                             (root layer_names) instead of a full model;
+                             default false */
+  const char *model_name; /* the config's model name; default NULL =
+                             g->name, else "model" */
+  float dropout_rate;     /* rate written for Dropout layers (identity nodes
+                             named "dropout..."; the graph keeps no rate);
+                             default 0.5 */
+} nn_keras_save_opts;
+
+/* Fills o with the defaults above. */
+void nn_keras_save_opts_init(nn_keras_save_opts *o);
+
+/* Writes finalized graph g (o NULL = defaults) to path as a tf.keras 2.x
+ * HDF5 file: root attributes keras_version, backend, model_config (a
+ * "Functional" channels_last model) and group model_weights, weights in
+ * Keras layouts (conv HWIO, depthwise (KH,KW,C,M), dense (in,out)); or,
+ * with weights_only, the layout nn_keras_load_weights reads (which still
+ * needs every node to have a Keras layer: the layer list is the model's).
+ * Ops become Conv2D/DepthwiseConv2D/SeparableConv2D ('valid', TF 'same', or
+ * a ZeroPadding2D before 'valid' for other pads), Dense, BatchNormalization
+ * (a zoo's all-ones scale=False gamma is left out, as in Keras), Activation,
+ * ReLU, LeakyReLU, Softmax, pooling, Add, Multiply, Concatenate, Flatten (of
+ * NHWC data, after the graph's transpose), ZeroPadding2D, Dropout; anything
+ * else (Reshape, a broadcasting Add, NCHW flatten, ...) is refused. BN-folded
+ * graphs (nn_graph_optimize) save too. Keras layer names come from the
+ * weights' "<layer>/<role>" names, else the node names, made valid
+ * (letters, digits, '_', '.', '-') and unique; an activation node named as
+ * its conv/dense layer (how the zoo and the loader split a Keras layer) is
+ * fused back into it. The file is written under a temporary name in the
+ * same folder, synced and renamed, so nothing half written is ever at path.
+ * Errors: DLP_ERR_ARG (NULL argument, graph not finalized),
+ * DLP_ERR_UNSUPPORTED (a node with no Keras equivalent, named), DLP_ERR_IO
+ * (path exists and overwrite is off, folder not writable, HDF5 failure),
+ * DLP_ERR_NOMEM. */
+int nn_keras_save_file(dlp_err *e, const nn_graph *g, const char *path,
+                       const nn_keras_save_opts *o);
+
 #endif /* DLP_NN_KERAS_H */
