@@ -995,6 +995,161 @@ DLP_API size_t dlp_tune_result_best(const dlp_tune_result *r);
  * caller (NULL when refit was 0 or it was already taken). */
 DLP_API dlp_pipeline_model *dlp_tune_result_take_model(dlp_tune_result *r);
 
+/* ------------------------------------------------------------------------
+ * Augmentation and perceptual hashes
+ *
+ * Training-time augmentation in the manner of torchvision's
+ * RandomResizedCrop + RandomHorizontalFlip + ColorJitter, drawn from a seed
+ * per image so that a run is reproducible whatever the thread count:
+ *
+ *     dlp_augment a;
+ *     dlp_augment_init(&a);                       // torchvision defaults
+ *     uint64_t s = dlp_augment_seed(42, epoch, i); // one seed per image
+ *     if (dlp_image_augment_to_tensor(ctx, img, &a, s, &pp, x) != DLP_OK) ...
+ *
+ * Perceptual hashes find the same picture at another size or in another
+ * file: pHash (DCT) and dHash (gradient), 64 bits each, compared by Hamming
+ * distance; dlp_hash_files hashes many files in parallel and
+ * dlp_hash_match_nearest finds, for each file of one set, its nearest in
+ * another (how scripts/pretrain-data.sh removes the demo's images from the
+ * pretraining set).
+ * ------------------------------------------------------------------------ */
+
+/* What to randomise. dlp_augment_init sets the defaults given. */
+typedef struct dlp_augment {
+  /* 1 (default): random resized crop: a box of area scale[0..1] times the
+   * image's and aspect ratio (w/h) ratio[0..1] (log-uniform), 10 tries, then
+   * the centre crop torchvision falls back to. 0: the whole image. */
+  int random_crop;
+  double scale[2]; /* default {0.08, 1.0}; 0 < scale[0] <= scale[1] */
+  double ratio[2]; /* default {3/4, 4/3}; 0 < ratio[0] <= ratio[1] */
+  double hflip;    /* probability of a left-right flip, default 0.5 */
+  /* Colour jitter j >= 0: factor uniform in [max(0, 1 - j), 1 + j], applied
+   * in the fixed order brightness, contrast, saturation. Default 0.2 each;
+   * 0 turns one off. */
+  double brightness, contrast, saturation;
+} dlp_augment;
+
+DLP_API void dlp_augment_init(dlp_augment *a);
+
+/* One draw: the crop box in source pixels, the flip and the factors. */
+typedef struct dlp_augment_params {
+  int32_t x, y, width, height; /* crop box (left, top, size) */
+  int flip;                    /* 1: mirror left-right after the crop */
+  double brightness, contrast, saturation; /* factors; 1 = unchanged */
+} dlp_augment_params;
+
+/* A seed for image `index` in epoch `epoch` of a run seeded `seed`: a hash,
+ * so neighbouring indices get unrelated streams. */
+DLP_API uint64_t dlp_augment_seed(uint64_t seed, uint64_t epoch,
+                                  uint64_t index);
+
+/* Draws the parameters for a width x height image from seed. Fails with
+ * DLP_ERR_ARG for a bad size or bad options (the message names the field). */
+DLP_API DLP_MUST_CHECK int dlp_augment_draw(dlp_ctx *ctx,
+                                            const dlp_augment *a,
+                                            int32_t width, int32_t height,
+                                            uint64_t seed,
+                                            dlp_augment_params *out);
+
+/* Applies drawn parameters: cuts the box, resizes it to width x height with
+ * filter (PIL-exact, as dlp_image_resize without premultiplied alpha), flips,
+ * then adjusts brightness, contrast and saturation on 8 bits as
+ * torchvision's functional adjust_* do on uint8 tensors: in float32,
+ * blend = f * img + (1 - f) * other, clamped to [0, 255] and truncated;
+ * other is 0 (brightness), the mean of the grayscale image (contrast; the
+ * grayscale is trunc(0.2989 R + 0.587 G + 0.114 B), its mean exact in
+ * double then rounded to float) or the grayscale image (saturation; no-op
+ * for gray). Gray images stay gray; a fourth (alpha) channel is dropped, so
+ * the result has 1 or 3 channels. *out is new and the caller's. */
+DLP_API DLP_MUST_CHECK int dlp_augment_apply(dlp_ctx *ctx,
+                                             const dlp_image *src,
+                                             const dlp_augment_params *prm,
+                                             int32_t width, int32_t height,
+                                             dlp_filter filter,
+                                             dlp_image **out);
+
+/* Draw + apply + normalise in one call: writes dlp_preprocess_size(p) floats
+ * to out with p's size, filter, normalisation and layout (p->center_crop
+ * must be 0: the augmentation chooses the crop). */
+DLP_API DLP_MUST_CHECK int dlp_image_augment_to_tensor(
+    dlp_ctx *ctx, const dlp_image *img, const dlp_augment *a, uint64_t seed,
+    const dlp_preprocess *p, float *out);
+
+/* dlp_batch_files_to_tensor with augmentation: file i is decoded (full
+ * size, alpha composited on white) and augmented with seeds[i]. */
+DLP_API DLP_MUST_CHECK int dlp_batch_files_augment_to_tensor(
+    dlp_ctx *ctx, const char *const *paths, size_t n, const dlp_augment *a,
+    const uint64_t *seeds, const dlp_preprocess *p, float *out, int *status,
+    char **errmsg);
+
+/* pHash of an image: luma (PIL's "L": ITU-R 601-2, (19595 R + 38470 G +
+ * 7471 B + 32768) >> 16), PIL-exact BOX resize to 32x32, 2-D DCT-II, the
+ * top-left 8x8 block, bit = coefficient > median of those 64 (DC included,
+ * as imagehash does). Bit 63 is coefficient (0,0), then row by row, so
+ * "%016llx" prints imagehash's hex order. Coefficients under 1e-6 in
+ * magnitude count as 0 (rounding noise of true zeros), so a uniform image
+ * hashes to 0x8000000000000000. Alpha is ignored: decode with
+ * keep_alpha = 0 (the default) to composite on white first. */
+DLP_API DLP_MUST_CHECK int dlp_image_phash(dlp_ctx *ctx, const dlp_image *img,
+                                           uint64_t *out);
+/* pHash of the left-right mirror of img (computed from the same DCT, the
+ * odd horizontal frequencies negated). */
+DLP_API DLP_MUST_CHECK int dlp_image_phash_mirror(dlp_ctx *ctx,
+                                                  const dlp_image *img,
+                                                  uint64_t *out);
+/* dHash: luma, BOX resize to 9x8, bit = pixel > its left neighbour, bit 63
+ * first (row by row). */
+DLP_API DLP_MUST_CHECK int dlp_image_dhash(dlp_ctx *ctx, const dlp_image *img,
+                                           uint64_t *out);
+/* Number of differing bits. */
+DLP_API int dlp_hamming64(uint64_t a, uint64_t b);
+
+/* The hashes of one file. */
+typedef struct dlp_file_hash {
+  int status;            /* DLP_OK, or why the file could not be hashed */
+  uint64_t phash;        /* dlp_image_phash of the decoded image */
+  uint64_t phash_mirror; /* dlp_image_phash_mirror */
+  uint64_t dhash;        /* dlp_image_dhash */
+  int flat;              /* 1: the image is uniform (no AC coefficient), so
+                            its pHash carries no information */
+  /* pHash (and its mirror) of the bounding box of the drawing: the pixels
+   * whose luma is under 247 (not white), so that clip art cropped tight and
+   * the same drawing on a larger canvas hash alike. */
+  uint64_t phash_trim, phash_trim_mirror;
+  int flat_trim;       /* 1: that box is uniform (a filled rectangle, a
+                          line), so the trimmed hashes are not compared */
+  uint8_t sha256[32];  /* of the file's bytes */
+} dlp_file_hash;
+
+/* Hashes n files in parallel on the context's threads into out[n]. A file
+ * that cannot be read or decoded gets its status in out[i].status (and its
+ * message in errmsg[i] when errmsg is not NULL; the caller frees each with
+ * free()); the call goes on. Returns DLP_OK unless it could not run. */
+DLP_API DLP_MUST_CHECK int dlp_hash_files(dlp_ctx *ctx,
+                                          const char *const *paths, size_t n,
+                                          dlp_file_hash *out, char **errmsg);
+
+/* The nearest reference of one query. */
+typedef struct dlp_hash_match {
+  size_t ref;      /* index into the references; SIZE_MAX when none */
+  int distance;    /* pHash Hamming distance, the smallest of direct,
+                      mirrored, trimmed and trimmed-mirrored; 0 for
+                      identical bytes; 65 when none */
+  int mirrored;    /* 1: the distance is to the mirrored image */
+  int trimmed;     /* 1: the distance is between the trimmed hashes */
+  int same_bytes;  /* 1: the files are byte-identical (SHA-256) */
+} dlp_hash_match;
+
+/* For each query i, the reference nearest by pHash (lowest index on ties;
+ * a byte-identical reference wins). Entries whose status is not DLP_OK are
+ * skipped (a failed query gets ref SIZE_MAX); flat images match only
+ * byte-identical files (their hashes all look alike). Brute force:
+ * n_query x n_ref x 4 popcounts, about 45 ms for 8,000 x 800 on one core. */
+DLP_API DLP_MUST_CHECK int dlp_hash_match_nearest(
+    dlp_ctx *ctx, const dlp_file_hash *refs, size_t n_ref,
+    const dlp_file_hash *queries, size_t n_query, dlp_hash_match *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,8 @@
 # and quick when everything is present.
 #   scripts/install-deps.sh           build + tests + demo
 #   scripts/install-deps.sh --bench   also the peers the benchmarks compare with
+#   scripts/install-deps.sh --pretrain  also the pretraining images (131 MB;
+#                                     scripts/pretrain-data.sh; not for CI)
 # Runs apt-get as root (directly, or through sudo when available).
 set -euo pipefail
 
@@ -16,12 +18,14 @@ tests=(sqlite3 python3 python3-numpy python3-pil
 demo=(tuxpaint-stamps-default)
 bench=(python3-opencv python3-torchvision python3-skimage
        libopenblas0-pthread) # numpy's BLAS for the sklearn peer
+pretrain=(openclipart-png) # ~8,000 clip-art PNGs in category folders
 
 want=("${build[@]}" "${tests[@]}" "${demo[@]}")
 for arg in "$@"; do
   case "$arg" in
     --bench) want+=("${bench[@]}") ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --pretrain) want+=("${pretrain[@]}") ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
   esac
 done

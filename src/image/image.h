@@ -19,6 +19,9 @@
  *                   dlp_jpeg_pick_scale, dlp_img_orient)
  *   resize.c        antialiased separable resampling (PIL-compatible)
  *   preprocess.c    crop, normalise, layout: image -> float tensor
+ *                   and the batch loop over files (dlp_img_batch_files)
+ *   augment.c       random resized crop, flip, colour jitter (training)
+ *   phash.c         perceptual hashes (pHash, dHash), file hashing, matching
  */
 #ifndef DLP_IMAGE_H
 #define DLP_IMAGE_H
@@ -86,7 +89,40 @@ int dlp_img_file_to_tensor_s(dlp_err *e, const dlp_limits *lim,
                              const char *path, const dlp_preprocess *p,
                              float *out, dlp_img_scratch *s);
 
+/* One image of a batch: img (file i's pixels, valid during the call only)
+ * into out, the slot's floats, reporting into e. Runs on worker threads. */
+typedef int (*dlp_img_batch_fn)(dlp_err *e, const dlp_image *img, size_t i,
+                                const void *user, float *out);
+
+/* The loop behind the dlp_batch_files_*_to_tensor calls: on the context's
+ * threads, each worker reusing one dlp_img_scratch, reads and decodes
+ * paths[i] (opts may be NULL: full size) and calls fn into out + i * slot.
+ * A failed slot is zeroed, status[i] gets its result and errmsg[i] a
+ * malloc'd "path: message" (either array may be NULL); slots a cancellation
+ * skipped keep DLP_ERR_ARG. The caller has checked its options, that paths
+ * and out are set and that n * slot fits. what labels progress reports.
+ * Fails DLP_ERR_NOMEM, or DLP_ERR_ARG when cancelled. */
+int dlp_img_batch_files(dlp_ctx *ctx, const char *const *paths, size_t n,
+                        size_t slot, const dlp_decode_opts *opts,
+                        dlp_img_batch_fn fn, const void *user, const char *what,
+                        float *out, int *status, char **errmsg);
+
 /* OpenCV type code for a channel count (1 -> 0, 3 -> 16, 4 -> 24), -1 else. */
 int32_t dlp_mode_for_channels(int32_t channels);
+
+/* ---- augmentation and perceptual hashes (augment.c, phash.c) ------------ */
+
+/* dlp_image_augment_to_tensor reporting into e (worker-thread form). */
+int dlp_img_augment_to_tensor(dlp_err *e, const dlp_image *img,
+                              const dlp_augment *a, uint64_t seed,
+                              const dlp_preprocess *p, float *out);
+
+/* The perceptual hashes of img into *out (sha256 untouched), status too. */
+int dlp_img_hash_image(dlp_err *e, const dlp_image *img, dlp_file_hash *out);
+
+/* Reads, SHA-256s, decodes (alpha on white) and hashes one file into *out
+ * (out->status = the result), with buffers s lends. */
+int dlp_img_hash_file(dlp_err *e, const dlp_limits *lim, const char *path,
+                      dlp_img_scratch *s, dlp_file_hash *out);
 
 #endif /* DLP_IMAGE_H */

@@ -10,7 +10,11 @@
  * Channels: gray is repeated into all three; RGBA's alpha is dropped and its
  * colour channels are resized independently (callers who want transparency
  * composited decode with keep_alpha = 0, the default, which composites on
- * white). */
+ * white).
+ *
+ * The batch loop (dlp_img_batch_files: per-worker scratch, per-slot status)
+ * lives here too, with the image -> tensor step a callback, so that plain
+ * and augmenting batches (augment.c) share it. */
 #include "image.h"
 
 #include <ctype.h>
@@ -305,13 +309,24 @@ static void pp_decode_target(const dlp_preprocess *p, dlp_decode_opts *o) {
   o->target_height = th > INT32_MAX ? INT32_MAX : (int)th;
 }
 
-/* Puts "path: " before e's message. */
-static int pp_err_prefix(dlp_err *e, const char *path) {
-  if (!e) return DLP_ERR_INTERNAL;
+/* Puts "path: " before e's message; returns rc. */
+static int pp_err_prefix(dlp_err *e, int rc, const char *path) {
+  if (!e) return rc;
   char old[DLP_ERRMSG_MAX];
   memcpy(old, e->msg, sizeof old);
   old[sizeof old - 1] = '\0';
-  return dlp_err_set(e, e->code, "%s: %s", path, old);
+  return dlp_err_set(e, rc, "%s: %s", path, old);
+}
+
+/* Reads path into s->file and decodes it into s->pix (*view). */
+static int pp_read_decode(dlp_err *e, const dlp_limits *lim, const char *path,
+                          const dlp_decode_opts *o, dlp_img_scratch *s,
+                          dlp_image *view) {
+  size_t len = 0;
+  int rc = dlp_read_file_into(e, path, lim->max_file_bytes, &s->file,
+                              &s->file_cap, &len);
+  if (rc != DLP_OK) return rc;
+  return dlp_img_decode_scratch(e, lim, s->file, len, o, s, view);
 }
 
 int dlp_img_file_to_tensor(dlp_err *e, const dlp_limits *lim, const char *path,
@@ -326,29 +341,25 @@ int dlp_img_file_to_tensor_s(dlp_err *e, const dlp_limits *lim,
   if (!lim || !out)
     return dlp_err_set(e, DLP_ERR_ARG, "%s: limits or out is NULL", path);
   int rc = pp_check(e, p);
-  if (rc != DLP_OK) return pp_err_prefix(e, path);
+  if (rc != DLP_OK) return pp_err_prefix(e, rc, path);
   dlp_img_scratch own = {0};
-  dlp_img_scratch *sc = s ? s : &own;
-  size_t len = 0;
-  rc = dlp_read_file_into(e, path, lim->max_file_bytes, &sc->file,
-                          &sc->file_cap, &len);
-  if (rc == DLP_OK) {
-    dlp_decode_opts o;
-    dlp_decode_opts_init(&o);
-    pp_decode_target(p, &o);
-    dlp_image view;
-    rc = dlp_img_decode_scratch(e, lim, sc->file, len, &o, sc, &view);
-    if (rc == DLP_OK) rc = dlp_img_to_tensor(e, &view, p, out);
-  }
+  dlp_decode_opts o;
+  dlp_decode_opts_init(&o);
+  pp_decode_target(p, &o);
+  dlp_image view;
+  rc = pp_read_decode(e, lim, path, &o, s ? s : &own, &view);
+  if (rc == DLP_OK) rc = dlp_img_to_tensor(e, &view, p, out);
   dlp_img_scratch_release(&own);
-  return rc == DLP_OK ? DLP_OK : pp_err_prefix(e, path);
+  return rc == DLP_OK ? DLP_OK : pp_err_prefix(e, rc, path);
 }
 
 /* ---- batches ------------------------------------------------------------ */
 
 typedef struct pp_batch {
   const char *const *paths;
-  const dlp_preprocess *p;
+  const dlp_decode_opts *opts;
+  dlp_img_batch_fn fn;
+  const void *user;
   dlp_limits lim;
   size_t slot;
   float *out;
@@ -357,17 +368,52 @@ typedef struct pp_batch {
   dlp_img_scratch *scratch; /* one per worker */
 } pp_batch;
 
+static int pp_batch_file(dlp_err *e, const pp_batch *b, size_t i,
+                         dlp_img_scratch *s, float *dst) {
+  const char *path = b->paths[i];
+  if (!path) return dlp_err_set(e, DLP_ERR_ARG, "path %zu is NULL", i);
+  dlp_image view;
+  int rc = pp_read_decode(e, &b->lim, path, b->opts, s, &view);
+  if (rc == DLP_OK) rc = b->fn(e, &view, i, b->user, dst);
+  return rc == DLP_OK ? DLP_OK : pp_err_prefix(e, rc, path);
+}
+
 static void pp_batch_one(size_t i, void *user, int worker) {
   pp_batch *b = user;
   dlp_err e = {0};
   float *dst = b->out + i * b->slot;
-  int rc = b->paths[i]
-               ? dlp_img_file_to_tensor_s(&e, &b->lim, b->paths[i], b->p,
-                                          dst, &b->scratch[worker])
-               : dlp_err_set(&e, DLP_ERR_ARG, "path %zu is NULL", i);
+  int rc = pp_batch_file(&e, b, i, &b->scratch[worker], dst);
   if (rc != DLP_OK) memset(dst, 0, b->slot * sizeof *dst);
   if (b->status) b->status[i] = rc;
   if (b->errmsg && rc != DLP_OK) b->errmsg[i] = dlp_strdup(e.msg);
+}
+
+int dlp_img_batch_files(dlp_ctx *ctx, const char *const *paths, size_t n,
+                        size_t slot, const dlp_decode_opts *opts,
+                        dlp_img_batch_fn fn, const void *user, const char *what,
+                        float *out, int *status, char **errmsg) {
+  for (size_t i = 0; i < n; i++) {
+    if (status) status[i] = DLP_ERR_ARG; /* until done (cancellation) */
+    if (errmsg) errmsg[i] = NULL;
+  }
+  if (n == 0) return dlp_ok(ctx);
+  int threads = dlp_ctx_threads(ctx);
+  dlp_img_scratch *scratch = calloc((size_t)threads, sizeof *scratch);
+  if (!scratch) return dlp_fail(ctx, DLP_ERR_NOMEM, "batch: no memory");
+  pp_batch b = {paths, opts, fn,     user,   dlp_ctx_limits(ctx),
+                slot,  out,  status, errmsg, scratch};
+  bool done = dlp_parallel_for(n, threads, pp_batch_one, &b, ctx, what);
+  for (int t = 0; t < threads; t++)
+    dlp_img_scratch_release(&scratch[t]);
+  free(scratch);
+  if (!done) return dlp_fail(ctx, DLP_ERR_ARG, "cancelled");
+  return dlp_ok(ctx);
+}
+
+static int pp_batch_tensor(dlp_err *e, const dlp_image *img, size_t i,
+                           const void *user, float *out) {
+  (void)i;
+  return dlp_img_to_tensor(e, img, user, out);
 }
 
 int dlp_batch_files_to_tensor(dlp_ctx *ctx, const char *const *paths, size_t n,
@@ -382,21 +428,11 @@ int dlp_batch_files_to_tensor(dlp_ctx *ctx, const char *const *paths, size_t n,
   size_t slot = dlp_preprocess_size(p), total;
   if (!dlp_mul_size(slot, n, &total))
     return dlp_fail(ctx, DLP_ERR_TOO_LARGE, "batch: %zu images too large", n);
-  for (size_t i = 0; i < n; i++) {
-    if (status) status[i] = DLP_ERR_ARG; /* until done (cancellation) */
-    if (errmsg) errmsg[i] = NULL;
-  }
-  int threads = dlp_ctx_threads(ctx);
-  dlp_img_scratch *scratch = calloc((size_t)threads, sizeof *scratch);
-  if (!scratch) return dlp_fail(ctx, DLP_ERR_NOMEM, "batch: no memory");
-  pp_batch b = {paths, p, dlp_ctx_limits(ctx), slot, out, status, errmsg,
-                scratch};
-  bool done = dlp_parallel_for(n, threads, pp_batch_one, &b, ctx,
-                               "preprocessing");
-  for (int t = 0; t < threads; t++) dlp_img_scratch_release(&scratch[t]);
-  free(scratch);
-  if (!done) return dlp_fail(ctx, DLP_ERR_ARG, "cancelled");
-  return dlp_ok(ctx);
+  dlp_decode_opts o;
+  dlp_decode_opts_init(&o);
+  pp_decode_target(p, &o);
+  return dlp_img_batch_files(ctx, paths, n, slot, &o, pp_batch_tensor, p,
+                             "preprocessing", out, status, errmsg);
 }
 
 /* ---- public wrappers ---------------------------------------------------- */
