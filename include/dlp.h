@@ -1150,6 +1150,147 @@ DLP_API DLP_MUST_CHECK int dlp_hash_match_nearest(
     dlp_ctx *ctx, const dlp_file_hash *refs, size_t n_ref,
     const dlp_file_hash *queries, size_t n_query, dlp_hash_match *out);
 
+/* ------------------------------------------------------------------------
+ * Fine-tuning
+ *
+ * Trains a new classifier head on a zoo architecture or a Keras model file
+ * from a frame of labelled images, and saves the result as a Keras full
+ * model that dlp_model_open (model_file), 'dlp predict/apply --model-file'
+ * and the SQL functions read:
+ *
+ *     dlp_finetune_opts o;
+ *     dlp_finetune_opts_init(&o);       // head only, 5 epochs of Adam
+ *     o.model = "MobileNetV2";
+ *     o.head = "dense:256,dropout:0.5";
+ *     dlp_finetune_result r;
+ *     if (dlp_finetune(ctx, frame, &o, "flowers.h5", &r) != DLP_OK) ...
+ *     // r.epochs[i]: losses and accuracies; r.classes: the label order
+ *     dlp_finetune_result_clear(&r);
+ *
+ * The model is cut at its feature layer (the pooled vector), the head's
+ * layers and a final Dense(K) are appended, and the graph trains on the
+ * reference kernels. Images are decoded once: training images are kept a
+ * little larger than the input (aspect kept) and augmented from that cache
+ * every epoch; validation images are resized to the input exactly as
+ * inference does, so the validation predictions equal what the saved model
+ * gives for those files. The saved model ends in a softmax; it keeps no
+ * normalisation, so run it with the same preprocessing (result.norm, e.g.
+ * '--preprocess tf'). The class names, in output order, go to
+ * <out without .h5>.labels.json.
+ * ------------------------------------------------------------------------ */
+
+/* One epoch's numbers. */
+typedef struct dlp_finetune_epoch {
+  int epoch;                 /* 0-based */
+  double lr;                 /* learning rate of the epoch's last step */
+  double train_loss, train_acc;
+  double val_loss, val_acc;  /* NAN without validation images */
+  double seconds;            /* wall time of the epoch, validation included */
+} dlp_finetune_epoch;
+
+/* Called after every epoch; returning nonzero stops training early (not an
+ * error). */
+typedef int (*dlp_finetune_epoch_fn)(void *user, const dlp_finetune_epoch *s);
+
+typedef struct dlp_finetune_opts {
+  /* The base model: a zoo name or a cached model (model), or a Keras/ONNX
+   * file (model_file); exactly one. random_weights (zoo only, default 0)
+   * uses seeded random weights (weights_seed, default 0) instead of cached
+   * ones: for tests, the features then mean little. */
+  const char *model, *model_file;
+  const char *model_dir; /* cache folder; NULL = $DLP_MODEL_DIR or default */
+  int random_weights;
+  uint64_t weights_seed;
+  int32_t input_width, input_height; /* 0 (default): the model's size */
+  /* Normalisation; default (norm_set 0): the zoo's, else the file's (none
+   * for a Keras file). */
+  dlp_norm norm;
+  int norm_set;
+  /* Where the base is cut: default NULL = the zoo's feature layer, or for a
+   * file the input of its last dense layer. Its output must be (N, C). */
+  const char *feature_layer;
+  /* Layers between the features and the final Dense(K), comma-separated:
+   * "dense:N" (ReLU), "dense:N:linear", "dropout:R" (0 <= R < 1; the saved
+   * file records the first rate). Default NULL or "": none. */
+  const char *head;
+  /* Layers up to and including this one keep their weights (Keras'
+   * trainable=False; frozen batch norms run in inference mode). Default
+   * NULL: the feature layer, so only the head trains; "": nothing frozen. */
+  const char *freeze_until;
+  const char *image_col, *label_col; /* default "image", "label" (strings) */
+  int epochs;           /* default 5 */
+  size_t batch_size;    /* default 16 */
+  double lr;            /* default 1e-3 */
+  const char *optimizer; /* "adam" (default), "adamw" or "sgd" */
+  double momentum;      /* sgd, default 0.9 */
+  double weight_decay;  /* default 0 (L2; decoupled for adamw) */
+  const char *schedule; /* "cosine" (default), "constant" or "step" (x0.1
+                           every epoch) */
+  double val_split;     /* fraction held out for validation, default 0.2;
+                           0 = none */
+  uint64_t seed;        /* split, head initialisation, shuffles, augmentation
+                           and dropout; default 0 */
+  int augment;          /* 1 (default): random resized crop, flip and jitter
+                           as aug says; 0: the whole image, resized */
+  dlp_augment aug;      /* default dlp_augment_init's */
+  int patience;         /* early stopping on val loss; default 0 = off */
+  const char *checkpoint_dir; /* a checkpoint after every epoch; NULL =
+                                 none */
+  int resume;           /* 1: continue from checkpoint_dir's checkpoint when
+                           there is one (same data and options); default 0 */
+  int overwrite;        /* replace existing output files; default 0 */
+  dlp_finetune_epoch_fn on_epoch; /* may be NULL */
+  void *on_epoch_user;
+} dlp_finetune_opts;
+
+DLP_API void dlp_finetune_opts_init(dlp_finetune_opts *o);
+
+/* What a run did. Every pointer is owned by the result: release with
+ * dlp_finetune_result_clear. */
+typedef struct dlp_finetune_result {
+  char **classes;       /* n_classes names, sorted: output i is classes[i] */
+  size_t n_classes;
+  size_t n_train, n_val;
+  size_t n_skipped;     /* rows left out: no label, or an undecodable
+                           image */
+  char *skip_example;   /* the first undecodable image's error, or NULL */
+  dlp_finetune_epoch *epochs; /* the epochs run in this call */
+  int n_epochs;
+  int first_epoch;      /* > 0 when resumed from a checkpoint */
+  int best_epoch;       /* lowest val loss (train loss without validation);
+                           -1 when none ran. The saved weights are the last
+                           epoch's. */
+  int stopped_early;
+  int64_t n_trainable;  /* trainable parameters */
+  char *feature_layer;
+  int32_t input_width, input_height;
+  dlp_norm norm;        /* the preprocessing the saved model needs */
+  char *labels_path;    /* where the class names were written */
+  /* The saved model's outputs on the validation images: n_val rows of
+   * n_classes probabilities, row i being frame row val_rows[i]. */
+  size_t *val_rows;
+  float *val_probs;
+} dlp_finetune_result;
+
+DLP_API void dlp_finetune_result_clear(dlp_finetune_result *r);
+
+/* Fine-tunes as opts says (required: it names the model) on the rows of f
+ * and writes the model to out_path (.h5) and the class names next to it.
+ * *result (may be NULL) is filled on success and cleared on failure.
+ * Reports progress as "decoding" (images) and "fine-tuning" (batches done,
+ * batches in all); a cancel fails with DLP_ERR_ARG. Rows without a label,
+ * or whose image cannot be decoded, are skipped (counted in n_skipped).
+ * Errors: DLP_ERR_ARG (bad options, a bad head spec, fewer than 2 classes,
+ * a class with no training image, cancelled), DLP_ERR_NOT_FOUND (model,
+ * column, or a freeze_until / feature_layer no layer has), DLP_ERR_IO
+ * (out_path or the labels file exists without overwrite),
+ * DLP_ERR_UNSUPPORTED (a layer that cannot train or be saved),
+ * DLP_ERR_NOMEM. */
+DLP_API DLP_MUST_CHECK int dlp_finetune(dlp_ctx *ctx, const dlp_frame *f,
+                                        const dlp_finetune_opts *opts,
+                                        const char *out_path,
+                                        dlp_finetune_result *result);
+
 #ifdef __cplusplus
 }
 #endif

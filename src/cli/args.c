@@ -671,6 +671,147 @@ int cli_ml_opt_param(const cli_opt *o, const char **param) {
   return 0;
 }
 
+/* --- fine-tuning ----------------------------------------------------- */
+
+static const cli_opt finetune_opts[] = {
+    OPT_ML_INPUT,
+    {.name = "model",
+     .short_name = 'm',
+     .kind = CLI_STR,
+     .metavar = "NAME",
+     .help = "the base model: a zoo or imported model (see 'dlp models "
+             "list')"},
+    {.name = "model-file",
+     .kind = CLI_STR,
+     .metavar = "FILE",
+     .help = "a Keras .h5 or .onnx model file instead of --model"},
+    {.name = "model-dir",
+     .kind = CLI_STR,
+     .metavar = "DIR",
+     .help = "the model cache [default: $DLP_MODEL_DIR or "
+             "~/.cache/dlp/models]"},
+    {.name = "random-weights",
+     .kind = CLI_FLAG,
+     .help = "the zoo architecture with seeded random weights (for tests)"},
+    {.name = "weights-seed",
+     .kind = CLI_U64,
+     .metavar = "S",
+     .def = "0",
+     .help = "seed of --random-weights"},
+    {.name = "input-size",
+     .kind = CLI_STR,
+     .metavar = "HxW",
+     .help = "network input size [default: the model's]"},
+    {.name = "preprocess",
+     .kind = CLI_STR,
+     .metavar = "P",
+     .help = "tf, caffe, torch or none [default: the model's, else none]"},
+    {.name = "feature-layer",
+     .kind = CLI_STR,
+     .metavar = "L",
+     .help = "where the base is cut [default: the zoo's feature layer, or "
+             "the input of a file's last dense layer]"},
+    {.name = "head",
+     .kind = CLI_STR,
+     .metavar = "SPEC",
+     .def = "",
+     .help = "layers before the final dense: dense:N, dense:N:linear, "
+             "dropout:R, comma-separated [default: none]"},
+    {.name = "freeze-until",
+     .kind = CLI_STR,
+     .metavar = "L",
+     .help = "keep the weights of every layer up to L; '' trains all "
+             "[default: the feature layer: the head only]"},
+    {.name = "epochs",
+     .short_name = 'e',
+     .kind = CLI_INT,
+     .metavar = "N",
+     .def = "5",
+     .min = 1,
+     .max = 100000,
+     .help = "passes over the training images"},
+    {.name = "batch-size",
+     .short_name = 'b',
+     .kind = CLI_INT,
+     .metavar = "N",
+     .def = "16",
+     .min = 1,
+     .max = 4096,
+     .help = "images per optimizer step"},
+    {.name = "lr",
+     .kind = CLI_REAL,
+     .metavar = "X",
+     .def = "0.001",
+     .min = 1e-12,
+     .max = 100,
+     .help = "learning rate"},
+    {.name = "optimizer",
+     .kind = CLI_STR,
+     .metavar = "O",
+     .def = "adam",
+     .help = "adam, adamw or sgd (momentum 0.9)"},
+    {.name = "weight-decay",
+     .kind = CLI_REAL,
+     .metavar = "X",
+     .def = "0",
+     .min = 0,
+     .max = 10,
+     .help = "L2 weight decay (decoupled for adamw)"},
+    {.name = "schedule",
+     .kind = CLI_STR,
+     .metavar = "S",
+     .def = "cosine",
+     .help = "learning-rate schedule: cosine, constant or step (x0.1 each "
+             "epoch)"},
+    {.name = "val-split",
+     .kind = CLI_REAL,
+     .metavar = "F",
+     .def = "0.2",
+     .min = 0,
+     .max = 0.95,
+     .help = "fraction of the images held out for validation"},
+    {.name = "seed",
+     .kind = CLI_U64,
+     .metavar = "S",
+     .def = "42",
+     .help = "seed of the split, head, shuffles, augmentation and dropout"},
+    {.name = "no-augment",
+     .kind = CLI_FLAG,
+     .help = "train on whole resized images (default: random resized crop, "
+             "flip, colour jitter)"},
+    {.name = "patience",
+     .kind = CLI_INT,
+     .metavar = "N",
+     .def = "0",
+     .min = 0,
+     .max = 100000,
+     .help = "stop after N epochs without a lower val loss (0: never)"},
+    {.name = "checkpoint-dir",
+     .kind = CLI_STR,
+     .metavar = "DIR",
+     .help = "save a checkpoint there after every epoch"},
+    {.name = "resume",
+     .kind = CLI_FLAG,
+     .help = "continue from the checkpoint in --checkpoint-dir"},
+    {.name = "out",
+     .short_name = 'o',
+     .kind = CLI_STR,
+     .metavar = "FILE",
+     .required = 1,
+     .help = "the Keras .h5 model to write (class names go to "
+             "FILE.labels.json)"},
+    {.name = "overwrite",
+     .short_name = 'f',
+     .kind = CLI_FLAG,
+     .help = "replace existing output files"},
+    {.name = "val-predictions",
+     .kind = CLI_STR,
+     .metavar = "FILE",
+     .help = "write the validation images' class probabilities (CSV)"},
+    OPT_ML_THREADS,
+    OPT_QUIET,
+    {NULL}};
+
 static const cli_opt no_opts[] = {{NULL}};
 
 const cli_cmd cli_commands[] = {
@@ -860,6 +1001,30 @@ const cli_cmd cli_commands[] = {
      .exit_codes =
          "  3  --fail-on-error was given and some images were invalid\n",
      .run = cli_cmd_tune},
+    {.name = "finetune",
+     .summary = "fine-tune a CNN on labelled images: a new head, saved as .h5",
+     .usage = "(--images DIR | IN) (--model NAME | --model-file FILE) --out "
+              "MODEL.h5 [options]",
+     .description =
+         "Cuts the model at its feature layer, appends --head and a final\n"
+         "dense layer with one output per class, and trains on the images\n"
+         "(the layers up to --freeze-until keep their weights: by default\n"
+         "only the head trains). --val-split holds images out to validate\n"
+         "after each epoch. Prints one line per epoch and saves a Keras\n"
+         "model ending in a softmax, which 'dlp predict/apply --model-file'\n"
+         "run (with the --preprocess it prints), and the class names in\n"
+         "output order to MODEL.labels.json. Invalid images are left out\n"
+         "with a warning.",
+     .positional = {"IN"},
+     .npos_min = 0,
+     .npos_max = 1,
+     .opts = finetune_opts,
+     .example = "dlp finetune --images flowers --model MobileNetV2 --head "
+                "dense:256,dropout:0.5\n    --epochs 5 --lr 0.001 --out "
+                "flowers.h5",
+     .exit_codes =
+         "  3  --fail-on-error was given and some images were invalid\n",
+     .run = cli_cmd_finetune},
     {.name = "models",
      .summary = "list, describe, import or fetch models",
      .usage = "list | info NAME | import FILE [--as NAME] | fetch NAME "
@@ -1163,9 +1328,12 @@ static void print_option(const cli_opt *o, FILE *out) {
   if (o->short_name) n = snprintf(left, sizeof left, "-%c, ", o->short_name);
   snprintf(left + n, sizeof left - (size_t)n, "--%s%s%s", o->name,
            o->metavar ? " " : "", o->metavar ? o->metavar : "");
+  /* An empty default, or a help text that words its own, prints no
+   * "[default: ...]" of the table's. */
+  int def = o->def && *o->def && !strstr(o->help, "[default");
   snprintf(text, sizeof text, "%s%s%s%s%s", o->help,
-           o->required ? " (required)" : "", o->def ? " [default:\1" : "",
-           o->def ? o->def : "", o->def ? "]" : "");
+           o->required ? " (required)" : "", def ? " [default:\1" : "",
+           def ? o->def : "", def ? "]" : "");
   fprintf(out, "  %-*s ", HELP_INDENT - 3, left);
   print_wrapped(text, out);
 }
