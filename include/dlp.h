@@ -1234,6 +1234,11 @@ typedef struct dlp_finetune_opts {
                            as aug says; 0: the whole image, resized */
   dlp_augment aug;      /* default dlp_augment_init's */
   int patience;         /* early stopping on val loss; default 0 = off */
+  int restore_best;     /* 1 (default): the saved model has the weights of
+                           the epoch with the lowest val loss (Keras'
+                           restore_best_weights), resumed epochs included;
+                           0, or without validation images: the last
+                           epoch's */
   const char *checkpoint_dir; /* a checkpoint after every epoch; NULL =
                                  none */
   int resume;           /* 1: continue from checkpoint_dir's checkpoint when
@@ -1257,9 +1262,12 @@ typedef struct dlp_finetune_result {
   dlp_finetune_epoch *epochs; /* the epochs run in this call */
   int n_epochs;
   int first_epoch;      /* > 0 when resumed from a checkpoint */
-  int best_epoch;       /* lowest val loss (train loss without validation);
-                           -1 when none ran. The saved weights are the last
-                           epoch's. */
+  int best_epoch;       /* lowest val loss (train loss without validation)
+                           among the epochs of this call; -1 when none
+                           ran */
+  int saved_epoch;      /* whose weights were saved: the best val loss's
+                           with restore_best and validation images, else
+                           the last epoch's; 0-based */
   int stopped_early;
   int64_t n_trainable;  /* trainable parameters */
   char *feature_layer;

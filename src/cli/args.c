@@ -786,6 +786,10 @@ static const cli_opt finetune_opts[] = {
      .min = 0,
      .max = 100000,
      .help = "stop after N epochs without a lower val loss (0: never)"},
+    {.name = "no-restore-best",
+     .kind = CLI_FLAG,
+     .help = "save the last epoch's weights (default: the epoch with the "
+             "lowest val loss)"},
     {.name = "checkpoint-dir",
      .kind = CLI_STR,
      .metavar = "DIR",

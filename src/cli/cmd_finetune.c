@@ -98,6 +98,7 @@ static int ft_opts(const cli_args *a, dlp_finetune_opts *o) {
   o->seed = cli_u64(a, "seed");
   o->augment = !cli_flag(a, "no-augment");
   o->patience = (int)cli_int(a, "patience");
+  o->restore_best = !cli_flag(a, "no-restore-best");
   o->overwrite = cli_flag(a, "overwrite");
   return CLI_PARSED;
 }
@@ -162,6 +163,10 @@ static void ft_summary(const cli_args *a, const dlp_finetune_result *r) {
     printf("best epoch %d: train_loss %.4f (no validation images)\n",
            b->epoch + 1, b->train_loss);
   if (r->stopped_early) printf("stopped early (--patience)\n");
+  if (r->saved_epoch >= 0)
+    printf("saved weights: epoch %d (%s)\n", r->saved_epoch + 1,
+           r->n_val && cli_flag(a, "no-restore-best") == 0 ? "lowest val loss"
+                                                           : "last epoch");
   if (ft_quiet(a)) return;
   fprintf(stderr,
           "saved %s (classes in %s); run it with --model-file %s "

@@ -66,6 +66,7 @@ void dlp_finetune_opts_init(dlp_finetune_opts *o) {
   o->schedule = "cosine";
   o->val_split = 0.2;
   o->augment = 1;
+  o->restore_best = 1;
   dlp_augment_init(&o->aug);
 }
 
@@ -706,6 +707,7 @@ static int ft_train(dlp_err *e, ft_run *run) {
   if (rc != DLP_OK) return rc;
   c.on_epoch = ft_on_epoch;
   c.on_epoch_user = run;
+  c.restore_best = run->o->restore_best && run->n_val > 0;
   run->r->epochs = dlp_calloc_array((size_t)c.epochs, sizeof *run->r->epochs);
   if (!run->r->epochs) return dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
   rc = ft_make_trainer(e, run, &c);
@@ -725,6 +727,8 @@ static int ft_train(dlp_err *e, ft_run *run) {
   run->epoch_start = dlp_now();
   rc = nn_trainer_fit(e, run->t, &tr, run->n_val ? &va : NULL, NULL);
   run->r->stopped_early = nn_trainer_stopped_early(run->t);
+  int best = nn_trainer_best_epoch(run->t); /* -1 without restore_best */
+  run->r->saved_epoch = best >= 0 ? best : nn_trainer_epoch(run->t) - 1;
   if (rc == DLP_OK) rc = ft_val_predictions(e, run, c.batch);
   return rc;
 }

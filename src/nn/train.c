@@ -67,6 +67,10 @@ struct nn_trainer {
   double best_val;
   int bad_epochs;
   bool stopped;
+  /* restore_best: copies of the parameters and running statistics at the
+   * epoch with the best val loss (best_epoch, -1 = none yet) */
+  float **best_p, **best_s;
+  int best_epoch;
   float *xbuf;
   int32_t *ybuf;
   int64_t *perm;
@@ -318,6 +322,7 @@ int nn_trainer_new(dlp_err *e, nn_graph *g, const nn_train_cfg *cfg,
   t->out_v = g->outputs[0];
   t->shapes_n = -1;
   t->best_val = INFINITY;
+  t->best_epoch = -1;
   dlp_rng_seed(&t->rng, cfg->seed);
   /* a stream of its own, so dropout does not change the shuffles */
   dlp_rng_seed(&t->drop_rng, cfg->seed ^ 0x9e3779b97f4a7c15ull);
@@ -350,7 +355,12 @@ void nn_trainer_free(nn_trainer *t) {
   for (int i = 0; i < t->n_params; i++) {
     free(t->m[i]);
     free(t->v[i]);
+    if (t->best_p) free(t->best_p[i]);
   }
+  for (int i = 0; t->best_s && i < t->n_states; i++)
+    free(t->best_s[i]);
+  free(t->best_p);
+  free(t->best_s);
   for (int i = 0; t->sum_scratch && i <= t->max_in; i++)
     free(t->sum_scratch[i]);
   free(t->sum_scratch);
@@ -990,6 +1000,41 @@ static void early_stopping(nn_trainer *t, nn_epoch_stats *st) {
     t->stopped = true;
 }
 
+static int64_t const_numel(const nn_trainer *t, int v) {
+  const nn_value *val = &t->g->values[v];
+  return nn_shape_numel(val->shape.ndim, val->shape.dims);
+}
+
+/* The best-epoch copies, allocated on first use (restore_best only). */
+static int best_alloc(dlp_err *e, nn_trainer *t) {
+  if (t->best_p) return DLP_OK;
+  t->best_p = dlp_calloc_array((size_t)t->n_params + 1, sizeof *t->best_p);
+  t->best_s = dlp_calloc_array((size_t)t->n_states + 1, sizeof *t->best_s);
+  bool ok = t->best_p && t->best_s;
+  for (int i = 0; ok && i < t->n_params; i++)
+    ok = (t->best_p[i] = alloc_floats(const_numel(t, t->params[i]))) != NULL;
+  for (int i = 0; ok && i < t->n_states; i++)
+    ok = (t->best_s[i] = alloc_floats(const_numel(t, t->states[i]))) != NULL;
+  return ok ? DLP_OK : dlp_err_set(e, DLP_ERR_NOMEM, "train: no memory");
+}
+
+/* Copies the parameters and running statistics into the best-epoch copies
+ * (save) or back into the graph. */
+static int best_copy(dlp_err *e, nn_trainer *t, bool save) {
+  int rc = best_alloc(e, t);
+  for (int i = 0; rc == DLP_OK && i < t->n_params + t->n_states; i++) {
+    bool p = i < t->n_params;
+    int v = p ? t->params[i] : t->states[i - t->n_params];
+    float *b = p ? t->best_p[i] : t->best_s[i - t->n_params];
+    size_t bytes = (size_t)const_numel(t, v) * sizeof(float);
+    if (save)
+      memcpy(b, t->g->values[v].data, bytes);
+    else
+      memcpy(t->g->values[v].data, b, bytes);
+  }
+  return rc;
+}
+
 static int run_epoch(dlp_err *e, nn_trainer *t, const nn_train_data *train,
                      const nn_train_data *val, nn_epoch_stats *st) {
   *st = (nn_epoch_stats){.epoch = t->epoch, .val_loss = NAN, .val_acc = NAN};
@@ -997,6 +1042,9 @@ static int run_epoch(dlp_err *e, nn_trainer *t, const nn_train_data *train,
   if (rc == DLP_OK && val) rc = validate(e, t, val, st);
   if (rc != DLP_OK) return rc;
   early_stopping(t, st);
+  if (st->improved && t->cfg.restore_best) rc = best_copy(e, t, true);
+  if (rc != DLP_OK) return rc;
+  if (st->improved && t->cfg.restore_best) t->best_epoch = st->epoch;
   t->epoch++;
   if (t->cfg.checkpoint_dir) rc = nn_trainer_save(e, t, t->cfg.checkpoint_dir);
   return rc;
@@ -1019,11 +1067,15 @@ int nn_trainer_fit(dlp_err *e, nn_trainer *t, const nn_train_data *train,
     if (history) history[st.epoch] = st;
     if (t->cfg.on_epoch && t->cfg.on_epoch(t->cfg.on_epoch_user, &st)) break;
   }
+  /* Keras' restore_best_weights; the optimizer state stays the last
+   * epoch's, so a later fit continues from the best weights */
+  if (t->cfg.restore_best && t->best_epoch >= 0) return best_copy(e, t, false);
   return DLP_OK;
 }
 
 int nn_trainer_epoch(const nn_trainer *t) { return t->epoch; }
 bool nn_trainer_stopped_early(const nn_trainer *t) { return t->stopped; }
+int nn_trainer_best_epoch(const nn_trainer *t) { return t->best_epoch; }
 
 /* ------------------------------------------------------------------------
  * Checkpoints: checkpoint.json + one .npy per array
@@ -1067,6 +1119,23 @@ static void array_file(char *buf, size_t n, const char *kind, int i) {
   snprintf(buf, n, "%s_%04d.npy", kind, i);
 }
 
+/* The restore_best copies: "best_param_<i>.npy", "best_state_<i>.npy". */
+static int best_arrays(dlp_err *e, const nn_trainer *t, const char *dir,
+                       bool save) {
+  char file[64];
+  int rc = DLP_OK;
+  for (int i = 0; rc == DLP_OK && i < t->n_params + t->n_states; i++) {
+    bool p = i < t->n_params;
+    int k = p ? i : i - t->n_params;
+    int v = p ? t->params[k] : t->states[k];
+    float *b = p ? t->best_p[k] : t->best_s[k];
+    array_file(file, sizeof file, p ? "best_param" : "best_state", k);
+    rc = save ? save_array(e, dir, file, &t->g->values[v], b)
+              : load_array(e, dir, file, &t->g->values[v], b);
+  }
+  return rc;
+}
+
 static int save_arrays(dlp_err *e, const nn_trainer *t, const char *dir,
                        cJSON *params, cJSON *states) {
   char file[64];
@@ -1090,7 +1159,7 @@ static int save_arrays(dlp_err *e, const nn_trainer *t, const char *dir,
     if (rc != DLP_OK) return rc;
     cJSON_AddItemToArray(states, cJSON_CreateString(val->name));
   }
-  return DLP_OK;
+  return t->best_epoch >= 0 ? best_arrays(e, t, dir, true) : DLP_OK;
 }
 
 static void add_u64(cJSON *o, const char *key, uint64_t x) {
@@ -1114,6 +1183,9 @@ static cJSON *manifest(const nn_trainer *t) {
   add_u64(j, "best_val_loss_bits", best); /* exact, also for infinity */
   cJSON_AddNumberToObject(j, "bad_epochs", t->bad_epochs);
   cJSON_AddBoolToObject(j, "stopped", t->stopped);
+  /* -1: no best-epoch copies in the checkpoint (restore_best off or no
+   * validation loss yet) */
+  cJSON_AddNumberToObject(j, "best_epoch", t->best_epoch);
   return j;
 }
 
@@ -1225,6 +1297,19 @@ static int read_manifest(dlp_err *e, nn_trainer *t, const cJSON *j,
   t->rng.s = rng;
   t->drop_rng.s = drop_rng;
   memcpy(&t->best_val, &best, sizeof best);
+  /* older checkpoints have no best_epoch: no copies */
+  const cJSON *be = cJSON_GetObjectItemCaseSensitive(j, "best_epoch");
+  t->best_epoch = cJSON_IsNumber(be) ? be->valueint : -1;
+  if (t->best_epoch < -1 || t->best_epoch >= t->epoch)
+    return dlp_err_set(e, DLP_ERR_CORRUPT,
+                       "checkpoint: %s: best_epoch %d is not below epoch %d",
+                       path, t->best_epoch, t->epoch);
+  if (t->cfg.restore_best && t->best_epoch < 0 && isfinite(t->best_val))
+    return dlp_err_set(e, DLP_ERR_SCHEMA,
+                       "checkpoint: %s has no best-epoch weights to restore "
+                       "(written without restore_best)",
+                       path);
+  if (!t->cfg.restore_best) t->best_epoch = -1;
   return DLP_OK;
 }
 
@@ -1249,5 +1334,7 @@ int nn_trainer_load(dlp_err *e, nn_trainer *t, const char *dir) {
   rc = read_manifest(e, t, j, path);
   cJSON_Delete(j);
   if (rc == DLP_OK) rc = load_arrays(e, t, dir);
+  if (rc == DLP_OK && t->best_epoch >= 0) rc = best_alloc(e, t);
+  if (rc == DLP_OK && t->best_epoch >= 0) rc = best_arrays(e, t, dir, false);
   return rc;
 }

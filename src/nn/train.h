@@ -149,6 +149,12 @@ typedef struct nn_train_cfg {
   float bn_momentum;     /* default 0.1 (PyTorch); Keras 0.99 is 0.01 */
   float label_smoothing; /* default 0 */
   int patience;          /* early stopping on val loss; 0 (default) = off */
+  bool restore_best;     /* Keras' restore_best_weights: when the fit ends
+                            (all epochs, early stopping or on_epoch), the
+                            parameters and batch-norm running statistics
+                            go back to the epoch with the lowest val loss;
+                            default false (the last epoch's). Needs val
+                            data; without a val loss nothing is restored */
   const char *checkpoint_dir; /* saved after every epoch; NULL = none */
   nn_epoch_fn on_epoch;       /* may be NULL */
   void *on_epoch_user;
@@ -211,21 +217,28 @@ int nn_trainer_eval(dlp_err *e, nn_trainer *t, const float *x,
  * NULL) receives each run epoch's stats. The schedule counts optimizer steps
  * over the whole run (epochs x batches an epoch). Early stopping ends the
  * run once cfg.patience epochs in a row have not lowered the best
- * validation loss (strictly); the weights are then the last epoch's, not
- * the best's. */
+ * validation loss (strictly); the weights are then the last epoch's, unless
+ * cfg.restore_best, which puts back the best epoch's parameters and running
+ * statistics when the loop ends (the optimizer state stays the last
+ * epoch's). An error leaves the weights of the failing point. */
 int nn_trainer_fit(dlp_err *e, nn_trainer *t, const nn_train_data *train,
                    const nn_train_data *val, nn_epoch_stats *history);
 /* Epochs completed so far; whether early stopping ended the run. */
 int nn_trainer_epoch(const nn_trainer *t);
 bool nn_trainer_stopped_early(const nn_trainer *t);
+/* restore_best: the 0-based epoch whose weights fit restores (the lowest
+ * val loss so far, resumed runs included); -1 without restore_best or
+ * before any val loss. */
+int nn_trainer_best_epoch(const nn_trainer *t);
 
 /* Checkpoints: dir (created if missing; its parent must exist) gets
  * checkpoint.json (epoch, step, RNG state, early-stopping state, the file of
  * each array) and .npy files of the parameters, batch-norm running statistics
- * and optimizer moments. nn_trainer_load restores all of it into a trainer over
- * the same graph and config; DLP_ERR_SCHEMA when names or shapes do not match,
- * and then the trainer may hold part of the checkpoint (start over with a new
- * one). */
+ * and optimizer moments, and with restore_best the best epoch's copies of
+ * the first two (so a resumed run restores the same weights). nn_trainer_load
+ * restores all of it into a trainer over the same graph and config;
+ * DLP_ERR_SCHEMA when names or shapes do not match, and then the trainer may
+ * hold part of the checkpoint (start over with a new one). */
 int nn_trainer_save(dlp_err *e, const nn_trainer *t, const char *dir);
 int nn_trainer_load(dlp_err *e, nn_trainer *t, const char *dir);
 

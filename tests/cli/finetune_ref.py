@@ -11,8 +11,12 @@ usage:
       <feature layer>' of the saved model. Recomputes the head (dense, relu,
       softmax) from the .h5 weights read with h5py, and checks that it, the
       apply output and finetune's own validation probabilities agree within
-      1e-4, and that the last epoch's printed val loss and accuracy are
-      those of the probabilities.
+      1e-4, and that the printed val loss and accuracy of the epoch whose
+      weights were saved ("saved weights: epoch N") are those of the
+      probabilities.
+  finetune_ref.py best LOG                 "saved best last" (1-based epochs:
+                                            the saved one, the lowest printed
+                                            val loss, the last)
 """
 import csv
 import json
@@ -56,6 +60,23 @@ def epochs(log):
     if not out:
         sys.exit("no epoch lines in " + log)
     return out
+
+
+def saved_epoch(log):
+    """1-based epoch of "saved weights: epoch N" in the log."""
+    with open(log) as f:
+        for line in f:
+            m = re.match(r"^saved weights: epoch (\d+) ", line)
+            if m:
+                return int(m.group(1))
+    sys.exit("no 'saved weights' line in " + log)
+
+
+def best(log):
+    e = epochs(log)
+    losses = [r[2] for r in e]
+    low = min(range(len(e)), key=lambda i: (losses[i], i))  # first minimum
+    print("%d %d %d" % (saved_epoch(log), low + 1, len(e)))
 
 
 def jsonl(path, col):
@@ -111,12 +132,14 @@ def check(val_csv, apply_jsonl, feat_jsonl, h5, labels_json, log):
     print("validation images: %d; max |apply - finetune| %.2e, max "
           "|numpy head - finetune| %.2e" % (len(origins), err_ap, err_ref))
     ok = err_ap <= 1e-4 and err_ref <= 1e-4
-    last = epochs(log)[-1]
+    e = epochs(log)
+    k = saved_epoch(log)
+    saved = e[k - 1]
     loss = -np.mean(np.log(ref[np.arange(len(labels)), labels]))
     acc = np.mean(ref.argmax(1) == np.array(labels))
-    print("last epoch val_loss %.4f val_acc %.4f; numpy %.4f %.4f" %
-          (last[2], last[3], loss, acc))
-    ok = ok and abs(loss - last[2]) <= 1e-3 and abs(acc - last[3]) <= 1e-3
+    print("saved epoch %d of %d: val_loss %.4f val_acc %.4f; numpy %.4f %.4f"
+          % (k, len(e), saved[2], saved[3], loss, acc))
+    ok = ok and abs(loss - saved[2]) <= 1e-3 and abs(acc - saved[3]) <= 1e-3
     sys.exit(0 if ok else 1)
 
 
@@ -127,6 +150,8 @@ def main():
     elif a[0] == "epochs":
         e = epochs(a[1])
         print("%.4f %.4f %.4f %.4f" % (e[0][0], e[-1][0], e[-1][2], e[-1][3]))
+    elif a[0] == "best":
+        best(a[1])
     elif a[0] == "check":
         check(*a[1:7])
     else:

@@ -5,7 +5,9 @@
 # that learning happens (train loss falls, val accuracy above chance), that
 # the saved .h5 runs in 'dlp apply' and 'dlp predict' and gives the
 # validation probabilities finetune computed, that numpy recomputing the head
-# from the .h5 weights (h5py) on 'dlp featurize' features agrees, that a
+# from the .h5 weights (h5py) on 'dlp featurize' features agrees, that the
+# saved weights are the best val loss epoch's (--no-restore-best: the
+# last's), that a
 # resumed run equals an uninterrupted one, and the usage and input errors.
 source "$(dirname "$0")/common.sh"
 
@@ -114,6 +116,38 @@ expect_rc "dlp featurize gives its features" 0 featurize "$IMG" \
 check "apply, numpy's head and finetune agree on the validation images" \
   "${REF[@]}" check "$WORK/val.csv" "$WORK/apply.jsonl" "$WORK/feat.jsonl" \
   "$WORK/m.h5" "$WORK/m.labels.json" "$WORK/train.log"
+
+# restore-best: a learning rate high enough that the val loss rises after the
+# first epoch; the saved model is the best epoch's, as numpy recomputes it,
+# and --no-restore-best keeps the last epoch's.
+HOT=(finetune --images "$IMG" "${NET[@]}" --head dense:32,dropout:0.2
+  --batch-size 4 --lr 0.05 --seed 42 --schedule constant --epochs 3)
+expect_rc "a high-lr run saves its best epoch" 0 "${HOT[@]}" \
+  --out "$WORK/hot.h5" --val-predictions "$WORK/hot.csv"
+cp "$WORK/out" "$WORK/hot.log"
+read -r saved best last < <("${REF[@]}" best "$WORK/hot.log")
+check "the saved epoch ($saved) is the lowest val loss's ($best)" \
+  test "$saved" = "$best"
+if [ "${DLP_SANITIZED:-0}" != 1 ]; then # the images of the full run
+  check "the best epoch ($best) is not the last ($last)" test "$best" != "$last"
+fi
+expect_rc "dlp apply runs the best-epoch model" 0 apply "$IMG" --model-file \
+  "$WORK/hot.h5" --preprocess tf --out "$WORK/hot_apply.jsonl"
+expect_rc "dlp featurize runs the best-epoch model" 0 featurize "$IMG" \
+  --model-file "$WORK/hot.h5" --preprocess tf \
+  --layer global_average_pooling2d --out "$WORK/hot_feat.jsonl"
+check "the saved model's val loss is the best epoch's printed one" \
+  "${REF[@]}" check "$WORK/hot.csv" "$WORK/hot_apply.jsonl" \
+  "$WORK/hot_feat.jsonl" "$WORK/hot.h5" "$WORK/hot.labels.json" \
+  "$WORK/hot.log"
+expect_rc "--no-restore-best saves the last epoch" 0 "${HOT[@]}" \
+  --no-restore-best --out "$WORK/hot_last.h5"
+check "it says so" grep -q "^saved weights: epoch $last (last epoch)" \
+  "$WORK/out"
+check "and its weights differ from the best epoch's" bash -c \
+  '[ "$1" = "$2" ] || ! cmp -s "$3" "$4"' _ "$best" "$last" "$WORK/hot.h5" \
+  "$WORK/hot_last.h5"
+
 expect_rc "dlp predict runs the saved model" 0 predict "$IMG" --model-file \
   "$WORK/m.h5" --preprocess tf --top-k 1 --out "$WORK/pred.jsonl"
 

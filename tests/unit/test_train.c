@@ -509,6 +509,154 @@ TEST(early_stopping_triggers_on_flat_val_loss) {
   dataset_free(&va);
 }
 
+/* Snapshots of every constant (parameters and running statistics) after
+ * each epoch, taken by on_epoch; stop_at >= 0 ends the fit there. */
+typedef struct snapshots {
+  const nn_graph *g;
+  float *at[8];
+  int stop_at;
+} snapshots;
+
+static float *snapshot(const nn_graph *g) {
+  size_t total = 0;
+  for (int v = 0; v < g->n_values; v++)
+    if (g->values[v].kind == NN_VALUE_CONST)
+      total += (size_t)nn_shape_numel(g->values[v].shape.ndim,
+                                      g->values[v].shape.dims);
+  float *p = malloc((total + 1) * sizeof(float)), *q = p;
+  for (int v = 0; p && v < g->n_values; v++) {
+    if (g->values[v].kind != NN_VALUE_CONST) continue;
+    size_t k = (size_t)nn_shape_numel(g->values[v].shape.ndim,
+                                      g->values[v].shape.dims);
+    memcpy(q, g->values[v].data, k * sizeof(float));
+    q += k;
+  }
+  return p;
+}
+
+static bool snapshot_equals(const nn_graph *g, const float *p) {
+  float *now = snapshot(g);
+  size_t total = 0;
+  for (int v = 0; v < g->n_values; v++)
+    if (g->values[v].kind == NN_VALUE_CONST)
+      total += (size_t)nn_shape_numel(g->values[v].shape.ndim,
+                                      g->values[v].shape.dims);
+  bool same = now && p && memcmp(now, p, total * sizeof(float)) == 0;
+  free(now);
+  return same;
+}
+
+static int take_snapshot(void *user, const nn_epoch_stats *s) {
+  snapshots *sn = user;
+  if (s->epoch < 8) sn->at[s->epoch] = snapshot(sn->g);
+  return s->epoch == sn->stop_at;
+}
+
+static int fit_snapshots(nn_train_cfg *c, nn_graph *g, const dataset *tr,
+                         const dataset *va, snapshots *sn, nn_epoch_stats *hist,
+                         const char *resume_dir, int *best_epoch) {
+  nn_trainer *t = NULL;
+  dlp_err e = {0};
+  sn->g = g;
+  c->on_epoch = take_snapshot;
+  c->on_epoch_user = sn;
+  int rc = nn_trainer_new(&e, g, c, &t);
+  if (rc == DLP_OK && resume_dir) rc = nn_trainer_load(&e, t, resume_dir);
+  nn_train_data td = nn_train_data_arrays(tr->x, tr->y, tr->n, SAMPLE);
+  nn_train_data vd = nn_train_data_arrays(va->x, va->y, va->n, SAMPLE);
+  if (rc == DLP_OK) rc = nn_trainer_fit(&e, t, &td, &vd, hist);
+  if (rc != DLP_OK) fprintf(stderr, "fit: %s\n", e.msg);
+  *best_epoch = t ? nn_trainer_best_epoch(t) : -2;
+  nn_trainer_free(t);
+  return rc;
+}
+
+static void snapshots_free(snapshots *sn) {
+  for (int i = 0; i < 8; i++)
+    free(sn->at[i]);
+}
+
+TEST(restore_best_puts_back_the_best_epoch) {
+  /* Noise labels for validation and a high learning rate: the training set
+   * is learnt, the val loss bottoms out early and then rises. */
+  dataset tr = dataset_new(7, 64, false), va = dataset_new(8, 32, true);
+  nn_train_cfg c;
+  base_cfg(&c);
+  c.epochs = 8;
+  c.optim.lr = 0.1f;
+  c.restore_best = true;
+  nn_epoch_stats hist[8];
+  snapshots sn = {.stop_at = -1};
+  nn_graph *g = small_net(11, true);
+  int best_t = -2;
+  CHECK(fit_snapshots(&c, g, &tr, &va, &sn, hist, NULL, &best_t) == DLP_OK);
+  int best = 0;
+  for (int i = 1; i < 8; i++)
+    if (hist[i].val_loss < hist[best].val_loss) best = i;
+  CHECK(best < 7); /* the constructed case: the best is not the last */
+  CHECK_EQ_INT(best_t, best);
+  CHECK(hist[best].improved);
+  /* bit-identical to the best epoch's parameters and running statistics */
+  CHECK(snapshot_equals(g, sn.at[best]));
+  CHECK(!snapshot_equals(g, sn.at[7]));
+
+  /* without restore_best the last epoch's weights stay */
+  nn_graph *g2 = small_net(11, true);
+  snapshots sn2 = {.stop_at = -1};
+  c.restore_best = false;
+  CHECK(fit_snapshots(&c, g2, &tr, &va, &sn2, hist, NULL, &best_t) == DLP_OK);
+  CHECK_EQ_INT(best_t, -1);
+  CHECK(snapshot_equals(g2, sn2.at[7]));
+  CHECK(snapshot_equals(g2, sn.at[7])); /* the same run up to the end */
+
+  /* a run stopped at epoch 5 (after the best) and resumed from its
+   * checkpoint restores the same weights */
+  char dir[128];
+  tmpdir(dir, sizeof dir);
+  c.restore_best = true;
+  c.checkpoint_dir = dir;
+  nn_graph *g3 = small_net(11, true);
+  snapshots sn3 = {.stop_at = 5};
+  CHECK(fit_snapshots(&c, g3, &tr, &va, &sn3, hist, NULL, &best_t) == DLP_OK);
+  c.checkpoint_dir = NULL;
+  nn_graph *g4 = small_net(11, true);
+  snapshots sn4 = {.stop_at = -1};
+  CHECK(fit_snapshots(&c, g4, &tr, &va, &sn4, hist, dir, &best_t) == DLP_OK);
+  CHECK_EQ_INT(best_t, best);
+  CHECK(snapshot_equals(g4, sn.at[best]));
+  CHECK(sn4.at[7] && snapshot_equals(g2, sn4.at[7])); /* same path there */
+
+  /* a checkpoint without the copies cannot resume a restore_best run */
+  c.restore_best = false;
+  c.checkpoint_dir = dir;
+  nn_graph *g5 = small_net(11, true);
+  snapshots sn5 = {.stop_at = 1};
+  CHECK(fit_snapshots(&c, g5, &tr, &va, &sn5, hist, NULL, &best_t) == DLP_OK);
+  c.checkpoint_dir = NULL;
+  c.restore_best = true;
+  nn_trainer *t = NULL;
+  dlp_err e = {0};
+  CHECK(nn_trainer_new(&e, g5, &c, &t) == DLP_OK);
+  CHECK_EQ_INT(nn_trainer_load(&e, t, dir), DLP_ERR_SCHEMA);
+  CHECK(strstr(e.msg, "restore_best") != NULL);
+  nn_trainer_free(t);
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+  snapshots_free(&sn);
+  snapshots_free(&sn2);
+  snapshots_free(&sn3);
+  snapshots_free(&sn4);
+  snapshots_free(&sn5);
+  nn_graph_free(g);
+  nn_graph_free(g2);
+  nn_graph_free(g3);
+  nn_graph_free(g4);
+  nn_graph_free(g5);
+  dataset_free(&tr);
+  dataset_free(&va);
+}
+
 TEST(trained_graph_serves_inference_through_plan) {
   dataset tr = dataset_new(9, 48, false);
   nn_train_cfg c;
@@ -884,6 +1032,7 @@ int main(void) {
   RUN(freezing_keeps_weights_and_bn_stats);
   RUN(checkpoint_resume_is_bit_identical);
   RUN(early_stopping_triggers_on_flat_val_loss);
+  RUN(restore_best_puts_back_the_best_epoch);
   RUN(trained_graph_serves_inference_through_plan);
   RUN(dropout_applies_in_training_only);
   RUN(callback_source_equals_arrays);
