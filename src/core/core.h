@@ -91,6 +91,11 @@ void dlp_rng_seed(dlp_rng *r, uint64_t seed);
 uint64_t dlp_rng_next(dlp_rng *r);
 double dlp_rng_uniform(dlp_rng *r);          /* [0, 1) */
 uint64_t dlp_rng_below(dlp_rng *r, uint64_t n); /* [0, n), unbiased */
+/* Fisher-Yates over n elements of `size` bytes each, drawing from r: the
+ * same generator state gives the same permutation whatever the element
+ * type. dlp_shuffle does it with a generator seeded with seed. */
+void dlp_rng_shuffle(dlp_rng *r, void *a, size_t n, size_t size);
+void dlp_shuffle(void *a, size_t n, size_t size, uint64_t seed);
 /* A 64-bit hash of bytes mixed with a seed (FNV-1a then splitmix finaliser). */
 uint64_t dlp_hash64(const void *data, size_t len, uint64_t seed);
 /* The same hash mapped to [0, 1). */

@@ -71,7 +71,8 @@ int dlp_read_file_into(dlp_err *e, const char *path, uint64_t max_bytes,
   while (rc == DLP_OK && got < want) {
     ssize_t r = read(fd, *buf + got, want - got);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) rc = dlp_err_set(e, DLP_ERR_IO, "read failed: %s", strerror(errno));
+    if (r < 0)
+      rc = dlp_err_set(e, DLP_ERR_IO, "read failed: %s", strerror(errno));
     if (r <= 0) break; /* 0: the file shrank while reading; keep what we got */
     got += (size_t)r;
   }
@@ -132,9 +133,29 @@ uint64_t dlp_rng_below(dlp_rng *r, uint64_t n) {
   if (n <= 1) return 0;
   uint64_t limit = UINT64_MAX - UINT64_MAX % n;
   uint64_t x;
-  do x = dlp_rng_next(r);
+  do
+    x = dlp_rng_next(r);
   while (x >= limit);
   return x % n;
+}
+
+void dlp_rng_shuffle(dlp_rng *r, void *a, size_t n, size_t size) {
+  unsigned char *b = a;
+  for (size_t i = n; i > 1; i--) {
+    size_t j = (size_t)dlp_rng_below(r, i);
+    unsigned char *x = b + (i - 1) * size, *y = b + j * size;
+    for (size_t k = 0; k < size; k++) {
+      unsigned char t = x[k];
+      x[k] = y[k];
+      y[k] = t;
+    }
+  }
+}
+
+void dlp_shuffle(void *a, size_t n, size_t size, uint64_t seed) {
+  dlp_rng r;
+  dlp_rng_seed(&r, seed);
+  dlp_rng_shuffle(&r, a, n, size);
 }
 
 uint64_t dlp_hash64(const void *data, size_t len, uint64_t seed) {

@@ -36,18 +36,6 @@ static size_t *iota(dlp_ctx *ctx, size_t n) {
   return idx;
 }
 
-/* Seeded Fisher-Yates: the same seed always gives the same permutation. */
-static void shuffle_idx(size_t *idx, size_t n, uint64_t seed) {
-  dlp_rng r;
-  dlp_rng_seed(&r, seed);
-  for (size_t i = n; i > 1; i--) {
-    size_t j = (size_t)dlp_rng_below(&r, i);
-    size_t t = idx[i - 1];
-    idx[i - 1] = idx[j];
-    idx[j] = t;
-  }
-}
-
 int dlp_frame_head(dlp_ctx *ctx, const dlp_frame *f, size_t n,
                    dlp_frame **out) {
   CHECK_ARGS(ctx, f, out);
@@ -72,7 +60,7 @@ int dlp_frame_shuffle(dlp_ctx *ctx, const dlp_frame *f, uint64_t seed,
   CHECK_ARGS(ctx, f, out);
   size_t *idx = iota(ctx, f->nrows);
   if (!idx) return dlp_errcode(ctx);
-  shuffle_idx(idx, f->nrows, seed);
+  dlp_shuffle(idx, f->nrows, sizeof *idx, seed);
   int rc = dlp_frame_take_rows(ctx, f, idx, f->nrows, out);
   free(idx);
   return rc;
@@ -130,7 +118,7 @@ int dlp_frame_random_split(dlp_ctx *ctx, const dlp_frame *f,
   size_t *idx = iota(ctx, f->nrows);
   int rc = size && idx ? split_sizes(ctx, weights, k, f->nrows, size)
                        : dlp_fail(ctx, DLP_ERR_NOMEM, "no memory for a split");
-  if (rc == DLP_OK) shuffle_idx(idx, f->nrows, seed);
+  if (rc == DLP_OK) dlp_shuffle(idx, f->nrows, sizeof *idx, seed);
   size_t at = 0;
   for (size_t i = 0; rc == DLP_OK && i < k; i++) {
     qsort(idx + at, size[i], sizeof *idx, cmp_size);

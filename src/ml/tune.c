@@ -281,24 +281,12 @@ int dlp_param_grid_parse(dlp_ctx *ctx, dlp_param_grid *g, const char *spec) {
 
 /* --- folds --------------------------------------------------------------- */
 
-/* Shuffles a[0..n) in place (Fisher-Yates with dlp_rng(seed)). */
-static void shuffle_ints(int *a, size_t n, uint64_t seed) {
-  dlp_rng r;
-  dlp_rng_seed(&r, seed);
-  for (size_t i = n; i > 1; i--) {
-    size_t j = (size_t)dlp_rng_below(&r, i);
-    int t = a[i - 1];
-    a[i - 1] = a[j];
-    a[j] = t;
-  }
-}
-
 void ml_tune_folds(size_t n, int k, uint64_t seed, int *fold_of_row) {
   /* Position j of the shuffled order belongs to fold floor(j * k / n): k
    * consecutive runs of n/k or n/k + 1 rows. */
   for (size_t j = 0; j < n; j++)
     fold_of_row[j] = (int)(j * (size_t)k / n);
-  shuffle_ints(fold_of_row, n, seed);
+  dlp_shuffle(fold_of_row, n, sizeof *fold_of_row, seed);
 }
 
 size_t ml_tune_n_valid(size_t n, double train_ratio) {
@@ -312,7 +300,7 @@ void ml_tune_split(size_t n, double train_ratio, uint64_t seed,
   size_t nv = ml_tune_n_valid(n, train_ratio);
   for (size_t j = 0; j < n; j++)
     fold_of_row[j] = j < nv ? 0 : 1;
-  shuffle_ints(fold_of_row, n, seed);
+  dlp_shuffle(fold_of_row, n, sizeof *fold_of_row, seed);
 }
 
 /* --- options and results ------------------------------------------------- */

@@ -506,14 +506,7 @@ static int ft_decode(ft_run *run, const dlp_frame *f, size_t ic, size_t row,
 static int ft_load_images(ft_run *run, const dlp_frame *f, size_t ic, size_t lc,
                           size_t *rows, size_t n) {
   dlp_finetune_result *r = run->r;
-  dlp_rng rng;
-  dlp_rng_seed(&rng, run->o->seed);
-  for (size_t i = n; i > 1; i--) {
-    size_t j = (size_t)dlp_rng_below(&rng, i);
-    size_t t = rows[i - 1];
-    rows[i - 1] = rows[j];
-    rows[j] = t;
-  }
+  dlp_shuffle(rows, n, sizeof *rows, run->o->seed);
   size_t n_val = (size_t)floor(run->o->val_split * (double)n + 0.5);
   run->img = dlp_calloc_array(n + 1, sizeof *run->img);
   run->label = dlp_malloc_array(n + 1, sizeof *run->label);

@@ -926,13 +926,8 @@ static int64_t steps_per_epoch(const nn_trainer *t, int64_t n) {
 static void shuffle(nn_trainer *t, int64_t n) {
   for (int64_t i = 0; i < n; i++)
     t->perm[i] = i;
-  if (!t->cfg.shuffle) return;
-  for (int64_t i = n - 1; i > 0; i--) {
-    int64_t j = (int64_t)dlp_rng_below(&t->rng, (uint64_t)i + 1);
-    int64_t tmp = t->perm[i];
-    t->perm[i] = t->perm[j];
-    t->perm[j] = tmp;
-  }
+  if (t->cfg.shuffle)
+    dlp_rng_shuffle(&t->rng, t->perm, (size_t)n, sizeof *t->perm);
 }
 
 static int train_epoch(dlp_err *e, nn_trainer *t, const nn_train_data *d,
