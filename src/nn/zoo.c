@@ -23,9 +23,35 @@ static nn_zt build_vgg16(nn_zb *b, nn_zt x, bool top) {
 static nn_zt build_vgg19(nn_zb *b, nn_zt x, bool top) {
   return nn_zoo_vgg(b, x, 19, top);
 }
+/* MobileNetV2 at the alphas Keras publishes weights for. */
+#define MBV2_BUILDER(fn, alpha)                                                \
+  static nn_zt fn(nn_zb *b, nn_zt x, bool top) {                               \
+    return nn_zoo_mobilenet_v2(b, x, alpha, top);                              \
+  }
+MBV2_BUILDER(build_mbv2_035, 0.35)
+MBV2_BUILDER(build_mbv2_050, 0.5)
+MBV2_BUILDER(build_mbv2_075, 0.75)
+MBV2_BUILDER(build_mbv2_100, 1.0)
+MBV2_BUILDER(build_mbv2_130, 1.3)
+MBV2_BUILDER(build_mbv2_140, 1.4)
+
+// clang-format off
+/* Keras names MobileNetV2's files 'mobilenet_v2_weights_tf_dim_ordering_
+ * tf_kernels_' + str(alpha) + '_' + str(rows) [+ '_no_top'] + '.h5' and
+ * publishes no hashes for them. feature_dim is
+ * nn_zoo_mobilenet_v2_last_filters(alpha) (test_zoo checks). */
+#define MBV2_FILE(a, suffix)                                                   \
+  "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_" a "_224" suffix ".h5"
+#define MBV2_ENTRY(name, a, dim, fn)                                           \
+  {{name, 224, 224, DLP_NORM_TF, MBV2_FILE(a, ""), MBV2_FILE(a, "_no_top"),   \
+    KERAS_BASE "mobilenet_v2/" MBV2_FILE(a, ""),                               \
+    KERAS_BASE "mobilenet_v2/" MBV2_FILE(a, "_no_top"), NULL, NULL,           \
+    "global_average_pooling2d", dim, 1000},                                    \
+   32, false, fn}
 
 /* Names, files, addresses and hashes as in the Keras 2.x application
- * sources (keras/applications/NAME.py). */
+ * sources (keras/applications/NAME.py). "MobileNetV2" is alpha 1.0; the
+ * other widths are "MobileNetV2_<alpha>". */
 static const zoo_def ZOO[] = {
     {{"InceptionV3", 299, 299, DLP_NORM_TF,
       "inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
@@ -67,14 +93,14 @@ static const zoo_def ZOO[] = {
       "cbe5617147190e668d6c5d5026f83318", "253f8cb515780f3b799900260a226db6",
       "fc2", 4096, 1000},
      32, false, build_vgg19},
-    {{"MobileNetV2", 224, 224, DLP_NORM_TF,
-      "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
-      "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-      KERAS_BASE "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
-      KERAS_BASE "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-      NULL, NULL, "global_average_pooling2d", 1280, 1000},
-     32, false, nn_zoo_mobilenet_v2},
+    MBV2_ENTRY("MobileNetV2", "1.0", 1280, build_mbv2_100),
+    MBV2_ENTRY("MobileNetV2_0.35", "0.35", 1280, build_mbv2_035),
+    MBV2_ENTRY("MobileNetV2_0.5", "0.5", 1280, build_mbv2_050),
+    MBV2_ENTRY("MobileNetV2_0.75", "0.75", 1280, build_mbv2_075),
+    MBV2_ENTRY("MobileNetV2_1.3", "1.3", 1664, build_mbv2_130),
+    MBV2_ENTRY("MobileNetV2_1.4", "1.4", 1792, build_mbv2_140),
 };
+// clang-format on
 #define ZOO_N (sizeof(ZOO) / sizeof(ZOO[0]))
 
 /* ------------------------------------------------------------------------
@@ -93,6 +119,8 @@ const nn_zoo_entry *nn_zoo_find(const char *name) {
   if (!name || strlen(name) >= 64) return NULL;
   char want[64], have[64];
   zoo_key(name, want, sizeof want);
+  /* Keras' default width, spelled out. */
+  if (strcmp(want, "mobilenetv21.0") == 0) want[strlen("mobilenetv2")] = '\0';
   for (size_t i = 0; i < ZOO_N; i++) {
     zoo_key(ZOO[i].e.name, have, sizeof have);
     if (strcmp(want, have) == 0) return &ZOO[i].e;

@@ -1,6 +1,8 @@
 /* zoo.h - the built-in model zoo: the Keras applications InceptionV3,
- * Xception, ResNet50, VGG16, VGG19 and MobileNetV2 built as nn_graphs with
- * the Keras layer names, so the official weight files load by name.
+ * Xception, ResNet50, VGG16, VGG19 and MobileNetV2 (alpha 1.0, and
+ * "MobileNetV2_0.35", "_0.5", "_0.75", "_1.3", "_1.4" for Keras' other
+ * widths) built as nn_graphs with the Keras layer names, so the official
+ * weight files load by name.
  *
  *     const nn_zoo_entry *z = nn_zoo_find("inception_v3");   // or "InceptionV3"
  *     nn_graph *g = NULL;
@@ -151,6 +153,13 @@ nn_zt nn_zoo_inception_v3(nn_zb *b, nn_zt x, bool include_top);
 nn_zt nn_zoo_xception(nn_zb *b, nn_zt x, bool include_top);
 nn_zt nn_zoo_resnet50(nn_zb *b, nn_zt x, bool include_top);
 nn_zt nn_zoo_vgg(nn_zb *b, nn_zt x, int depth, bool include_top);
-nn_zt nn_zoo_mobilenet_v2(nn_zb *b, nn_zt x, bool include_top);
+/* MobileNetV2 at width multiplier alpha (Keras': 0.35, 0.5, 0.75, 1.0, 1.3,
+ * 1.4 have weight files; any alpha > 0 builds). */
+nn_zt nn_zoo_mobilenet_v2(nn_zb *b, nn_zt x, double alpha, bool include_top);
+/* Keras' _make_divisible(v, divisor): v rounded to the nearest multiple of
+ * divisor, at least divisor, never more than 10% below v. */
+int nn_zoo_make_divisible(double v, int divisor);
+/* MobileNetV2's Conv_1 filters (its feature width) at alpha. */
+int nn_zoo_mobilenet_v2_last_filters(double alpha);
 
 #endif /* DLP_NN_ZOO_H */

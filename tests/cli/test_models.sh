@@ -13,9 +13,13 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 # --- list / info -------------------------------------------------------------
 expect_rc "models list on an empty cache exits 0" 0 models list
-for m in InceptionV3 Xception ResNet50 VGG16 VGG19 MobileNetV2; do
-  check "list shows $m" grep -qE "│ $m +│" "$WORK/out"
+for m in InceptionV3 Xception ResNet50 VGG16 VGG19 MobileNetV2 \
+  MobileNetV2_0.35 MobileNetV2_0.5 MobileNetV2_0.75 MobileNetV2_1.3 \
+  MobileNetV2_1.4; do
+  check "list shows $m" grep -qE "│ ${m//./\\.} +│" "$WORK/out"
 done
+check "list: MobileNetV2_0.35 with Keras' 0.35 weights file" grep -qE \
+  "MobileNetV2_0\.35 +│ +224x224 │ tf +│ no .*kernels_0\.35_224\.h5" "$WORK/out"
 check "list: InceptionV3 299x299 tf, not cached" grep -qE \
   "InceptionV3 +│ +299x299 │ tf +│ no " "$WORK/out"
 check "list: ResNet50 224x224 caffe" grep -qE "ResNet50 +│ +224x224 │ caffe " \
@@ -30,6 +34,18 @@ check "info: input 224x224x3, tf" bash -c \
   'grep -qF "224x224x3" "$1" && grep -qF "preprocessing:  tf" "$1"' _ "$WORK/out"
 check "info: the weights file and its URL" bash -c \
   'grep -qF "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5" "$1" && grep -qF "https://storage.googleapis.com/" "$1"' \
+  _ "$WORK/out"
+# MobileNetV2's widths: tf.keras' model.summary() totals for
+# MobileNetV2(alpha=0.5) and (alpha=1.4); Conv_1 widens to 1792 above 1.
+expect_rc "models info MobileNetV2_0.5 exits 0" 0 models info mobilenetv2_0.5
+check "info 0.5: 1987224 parameters, 1280-d features" bash -c \
+  'grep -qF "parameters:     1987224" "$1" && grep -qE "feature layer: .*\(1280-d\)" "$1"' \
+  _ "$WORK/out"
+check "info 0.5: Keras' file name and address" contains "$WORK/out" \
+  "keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224.h5"
+expect_rc "models info MobileNetV2_1.4 exits 0" 0 models info MobileNetV2_1.4
+check "info 1.4: 6156712 parameters, 1792-d features" bash -c \
+  'grep -qF "parameters:     6156712" "$1" && grep -qE "feature layer: .*\(1792-d\)" "$1"' \
   _ "$WORK/out"
 expect_rc "info of an unknown model: exit 1" 1 models info NoSuchNet
 expect_rc "unknown action: exit 2" 2 models frobnicate
@@ -73,6 +89,30 @@ printf 'x' >>"$DLP_MODEL_DIR/other_name.onnx"
 expect_rc "a cached file that changed: exit 1" 1 \
   featurize --model other_name "$WORK/images" --out "$WORK/x.db"
 check "... saying it changed" contains "$WORK/err" "has changed"
+
+# A MobileNetV2_0.5 weights file under Keras' name (written by the Keras
+# writer from seeded random weights) imports as that width, and the cached
+# model computes what the same seed computes without the file.
+W05="$WORK/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224.h5"
+if [ "${DLP_SANITIZED:-0}" = 1 ]; then SIZE=(--input-size 96x96); else SIZE=(); fi
+check "kerassave writes MobileNetV2_0.5 weights" \
+  "$DLP_TOOLS/kerassave" "$W05" --zoo MobileNetV2_0.5 --seed 5 --weights-only
+expect_rc "import the 0.5 weights file exits 0" 0 models import "$W05"
+check "... recognised as MobileNetV2_0.5 by its Keras name" contains \
+  "$WORK/err" "as MobileNetV2_0.5 into"
+expect_rc "featurize --model MobileNetV2_0.5 (cached weights) exits 0" 0 \
+  featurize --model MobileNetV2_0.5 "${SIZE[@]}" "$WORK/images" \
+  --out "$WORK/w05.npy" --drop-invalid
+expect_rc "featurize --model MobileNetV2_0.5 --random-weights --seed 5 exits 0" 0 \
+  featurize --model MobileNetV2_0.5 --random-weights --seed 5 "${SIZE[@]}" \
+  "$WORK/images" --out "$WORK/r05.npy" --drop-invalid
+check "cached 0.5 weights give the seed's 1280-d features" "$DLP_PYTHON" -c '
+import numpy as np, sys
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+assert a.shape == b.shape and a.shape[1] == 1280, (a.shape, b.shape)
+assert np.isfinite(a).all() and np.abs(a).max() > 0
+assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max(), np.abs(a - b).max()' \
+  "$WORK/w05.npy" "$WORK/r05.npy"
 
 # --- fetch -----------------------------------------------------------------------
 mkdir -p "$WORK/srv"

@@ -6,7 +6,13 @@ average pools that exclude padding), since torchvision's twins pad
 differently. Every weight is created here under its Keras name and written
 as <layer>__<weight>.npy; tests/tools/zoorun loads them by name into the zoo
 graph (failing on any missing or misshapen one) and runs it. Features (and
-VGG's logits) must agree within 1e-4 relative (max abs error / max abs)."""
+VGG's logits) must agree within 1e-4 relative (max abs error / max abs).
+
+MobileNetV2 also runs at the widths Keras publishes weights for (zoo names
+"MobileNetV2_<alpha>"), its channel counts derived here from Keras' rules
+(_make_divisible), and each width's parameter count (the with-top graph's
+consts, from zoorun --list) must equal the count of the weights this file
+creates plus the 1000-way Dense, and Keras' published totals where known."""
 import math
 import os
 import subprocess
@@ -136,14 +142,25 @@ def resnet50(k, x):
     return x.mean((2, 3))
 
 
-def mobilenet_v2(k, x):
+def make_divisible(v, d=8):
+    """keras.applications.mobilenet_v2._make_divisible, written out."""
+    n = max(d, int(v + d / 2) // d * d)
+    return n + d if n < 0.9 * v else n
+
+
+def mbv2_last(alpha):
+    return make_divisible(1280 * alpha) if alpha > 1.0 else 1280
+
+
+def mobilenet_v2(k, x, alpha=1.0):
     eps = 1e-3
-    x = k.conv(x, "Conv1", 32, 3, s=2, same=True, bias=False)
+    x = k.conv(x, "Conv1", make_divisible(32 * alpha), 3, s=2, same=True, bias=False)
     x = F.relu6(k.bn(x, "bn_Conv1", eps))
     cfg = [(1, 1, 16), (6, 2, 24), (6, 1, 24), (6, 2, 32), (6, 1, 32), (6, 1, 32),
            (6, 2, 64), (6, 1, 64), (6, 1, 64), (6, 1, 64), (6, 1, 96), (6, 1, 96),
            (6, 1, 96), (6, 2, 160), (6, 1, 160), (6, 1, 160), (6, 1, 320)]
     for i, (t, s, f) in enumerate(cfg):
+        f = make_divisible(int(f * alpha))
         inp, p = x, ("block_%d_" % i if i else "expanded_conv_")
         if i:
             x = k.conv(x, p + "expand", t * x.shape[1], 1, bias=False)
@@ -155,7 +172,7 @@ def mobilenet_v2(k, x):
         x = k.bn(k.conv(x, p + "project", f, 1, bias=False), p + "project_BN", eps)
         if s == 1 and inp.shape[1] == f:
             x = inp + x
-    x = F.relu6(k.bn(k.conv(x, "Conv_1", 1280, 1, bias=False), "Conv_1_bn", eps))
+    x = F.relu6(k.bn(k.conv(x, "Conv_1", mbv2_last(alpha), 1, bias=False), "Conv_1_bn", eps))
     return x.mean((2, 3))
 
 
@@ -298,6 +315,44 @@ def zoorun(model, d, x, out, *extra):
     return np.load(out)
 
 
+# Keras' model.summary() totals with the top (keras.io/api/applications for
+# 1.0; the others as tf.keras prints them for MobileNetV2(alpha=...)).
+KERAS_MBV2_PARAMS = {1.0: 3538984, 0.35: 1691208, 0.5: 1987224, 1.4: 6156712}
+
+
+def zoo_consts(model):
+    """{name: shape} of the with-top graph's consts, from zoorun --list."""
+    r = subprocess.run([os.path.join(TOOLS, "zoorun"), model, "--list"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError("zoorun %s --list failed: %s" % (model, r.stderr))
+    out = {}
+    for line in r.stdout.splitlines():
+        name, dims = line.split()
+        out[name] = tuple(int(d) for d in dims.split("x"))
+    return out
+
+
+def check_mbv2_params(model, alpha, w, failures):
+    """The graph holds exactly the weights made here (plus the Dense head),
+    shaped alike, and as many parameters as Keras counts."""
+    last = mbv2_last(alpha)
+    want = {n: a.shape for n, a in w.w.items()}
+    want["predictions/kernel"] = (last, 1000)
+    want["predictions/bias"] = (1000,)
+    got = zoo_consts(model)
+    n_want = sum(int(np.prod(s)) for s in want.values())
+    n_got = sum(int(np.prod(s)) for s in got.values())
+    print("%-28s %d params (rules: %d, Keras: %s)" % (
+        model, n_got, n_want, KERAS_MBV2_PARAMS.get(alpha, "-")))
+    if got != want:
+        diff = sorted(set(got.items()) ^ set(want.items()))[:4]
+        failures.append("%s: consts differ from the Keras rules: %s" % (model, diff))
+    if n_got != n_want or n_got != KERAS_MBV2_PARAMS.get(alpha, n_got):
+        failures.append("%s: %d params, rules %d, Keras %s" % (
+            model, n_got, n_want, KERAS_MBV2_PARAMS.get(alpha)))
+
+
 def rel_err(got, want):
     want = want.numpy() if torch.is_tensor(want) else want
     return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
@@ -321,6 +376,16 @@ def main():
              "InceptionV3": 75 if SANITIZED else 299}
     builders = {"ResNet50": resnet50, "MobileNetV2": mobilenet_v2,
                 "Xception": xception, "InceptionV3": inception_v3}
+    alphas = {"MobileNetV2": 1.0}
+    # 0.5 at full size; the others smaller (one odd, for correct_pad's odd
+    # branch) to keep the test short; under ASan only the extremes.
+    for a, size in ((0.35, 96), (0.5, 224), (0.75, 96), (1.3, 97), (1.4, 128)):
+        if SANITIZED and a not in (0.35, 1.4):
+            continue
+        name = "MobileNetV2_%s" % a
+        alphas[name] = a
+        sizes[name] = 32 if SANITIZED else size
+        builders[name] = lambda k, x, a=a: mobilenet_v2(k, x, a)
     for model, size in sizes.items():
         g = torch.Generator().manual_seed(size)
         x = torch.rand((1, 3, size, size), generator=g, dtype=torch.float64) * 2 - 1
@@ -342,6 +407,8 @@ def main():
                 w.save(d)
                 check("%s features %dx%d" % (model, size, size),
                       zoorun(model, d, x, os.path.join(d, "f.npy"), "--notop"), want, failures)
+                if model in alphas:
+                    check_mbv2_params(model, alphas[model], w, failures)
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
         sys.exit(1)
