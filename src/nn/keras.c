@@ -392,7 +392,8 @@ typedef struct kbuild {
   nn_graph *g;
   klayer *layers;
   int n_layers;
-  int in_h, in_w; /* the caller's input size, or 0 */
+  int in_h, in_w;   /* the caller's input size, or 0 */
+  int def_h, def_w; /* dlp_input_size: the size where the file says None */
   uint64_t budget;
   int call; /* call index of the layer being built (shared layers) */
 } kbuild;
@@ -1375,6 +1376,10 @@ static int build_input(kbuild *b, klayer *L, const char *name, ktensor *out) {
                      b->in_w > 0 ? b->in_w : d[2]);
       if (want[i] > 0) d[1 + i] = want[i];
     }
+    if (!d[1] && !d[2] && b->def_h > 0) {
+      d[1] = b->def_h;
+      d[2] = b->def_w;
+    }
     if (!d[1] || !d[2])
       return lfail(b, L, DLP_ERR_ARG,
                    "the model's input height/width is not fixed (None); give "
@@ -1622,6 +1627,154 @@ static int build_functional(kbuild *b, const cJSON *cfg) {
   return DLP_OK;
 }
 
+/* ------------------------------------------------------------------------
+ * dlp's root attributes (keras.h): class names, preprocessing, input size
+ * ------------------------------------------------------------------------ */
+
+#define K_META_MAX_TEXT (64 << 20) /* the class names' JSON text */
+
+void nn_keras_meta_clear(nn_keras_meta *m) {
+  if (!m) return;
+  for (int i = 0; i < m->n_class_names; i++)
+    free(m->class_names[i]);
+  free(m->class_names);
+  memset(m, 0, sizeof *m);
+}
+
+/* The single string of attribute `name` of f into *out (malloc'd), or NULL
+ * when the file has no such attribute. */
+static int meta_string(dlp_err *e, const char *path, hid_t f, const char *name,
+                       char **out) {
+  *out = NULL;
+  if (H5Aexists(f, name) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return DLP_OK;
+  }
+  strlist l = {0};
+  int rc = h5_attr_read_strings(e, f, path, name, &l);
+  if (rc == DLP_OK && l.n != 1)
+    rc = dlp_err_set(e, DLP_ERR_CORRUPT,
+                     "%s: attribute '%s' must be one string, not a list of "
+                     "%d",
+                     path, name, l.n);
+  if (rc == DLP_OK) {
+    *out = l.s[0];
+    l.s[0] = NULL;
+  }
+  strlist_free(&l);
+  return rc;
+}
+
+/* item < 0: the attribute as a whole. */
+static int meta_fail(dlp_err *e, const char *path, const char *why, int item) {
+  char at[32] = "";
+  if (item >= 0) snprintf(at, sizeof at, " (item %d)", item);
+  return dlp_err_set(e, DLP_ERR_CORRUPT,
+                     "%s: attribute 'dlp_class_names' must be a JSON list of "
+                     "class names: %s%s",
+                     path, why, at);
+}
+
+static int meta_names(dlp_err *e, const char *path, const char *text,
+                      nn_keras_meta *m) {
+  if (strlen(text) > K_META_MAX_TEXT)
+    return meta_fail(e, path, "it is too long", -1);
+  cJSON *a = cJSON_Parse(text);
+  int n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
+  int rc = DLP_OK;
+  if (n < 1 || n > NN_KERAS_MAX_CLASSES)
+    rc = meta_fail(e, path,
+                   !a      ? "it is not JSON"
+                   : n < 0 ? "it is not a list"
+                   : n < 1 ? "it is empty"
+                           : "it lists too many",
+                   -1);
+  if (rc == DLP_OK &&
+      !(m->class_names = dlp_calloc_array((size_t)n, sizeof(char *))))
+    rc = dlp_err_set(e, DLP_ERR_NOMEM, "no memory for %d class names", n);
+  int i = 0;
+  for (const cJSON *it = a ? a->child : NULL; rc == DLP_OK && it;
+       it = it->next, i++) {
+    if (!cJSON_IsString(it) || !it->valuestring)
+      rc = meta_fail(e, path, "not a string", i);
+    else if (strlen(it->valuestring) > NN_KERAS_MAX_CLASS_NAME)
+      rc = meta_fail(e, path, "a name too long", i);
+    else if (!(m->class_names[i] = dlp_strdup(it->valuestring)))
+      rc = dlp_err_set(e, DLP_ERR_NOMEM, "no memory for class names");
+    else
+      m->n_class_names = i + 1;
+  }
+  cJSON_Delete(a);
+  return rc;
+}
+
+static int read_meta(dlp_err *e, const char *path, hid_t f, nn_keras_meta *m) {
+  char *names = NULL, *pre = NULL, *size = NULL;
+  memset(m, 0, sizeof *m);
+  int rc = meta_string(e, path, f, "dlp_class_names", &names);
+  if (rc == DLP_OK) rc = meta_string(e, path, f, "dlp_preprocess", &pre);
+  if (rc == DLP_OK) rc = meta_string(e, path, f, "dlp_input_size", &size);
+  if (rc == DLP_OK && names) rc = meta_names(e, path, names, m);
+  if (rc == DLP_OK && pre) {
+    m->has_norm = true;
+    if (!dlp_norm_from_name(pre, &m->norm))
+      rc = dlp_err_set(e, DLP_ERR_CORRUPT,
+                       "%s: attribute 'dlp_preprocess' is '%.40s', not tf, "
+                       "caffe, torch or none",
+                       path, pre);
+  }
+  int32_t h = 0, w = 0;
+  if (rc == DLP_OK && size &&
+      (!dlp_parse_size(size, &h, &w) || h < 1 || w < 1 || h > (1 << 16) ||
+       w > (1 << 16)))
+    rc = dlp_err_set(e, DLP_ERR_CORRUPT,
+                     "%s: attribute 'dlp_input_size' is '%.40s', not "
+                     "HEIGHTxWIDTH",
+                     path, size);
+  m->height = h;
+  m->width = w;
+  free(names);
+  free(pre);
+  free(size);
+  if (rc != DLP_OK) nn_keras_meta_clear(m);
+  return rc;
+}
+
+/* The loaded graph against the file's attributes: its preprocessing, and
+ * one class name per output. */
+static int apply_meta(dlp_err *e, const char *path, const nn_keras_meta *m,
+                      nn_graph *g) {
+  if (m->has_norm) g->input_spec.norm = m->norm;
+  if (!m->class_names) return DLP_OK;
+  nn_shape os =
+      g->n_outputs == 1 ? g->values[g->outputs[0]].shape : (nn_shape){0};
+  if (os.ndim != 2 || os.dims[1] != m->n_class_names)
+    return dlp_err_set(e, DLP_ERR_CORRUPT,
+                       "%s: attribute 'dlp_class_names' lists %d class names "
+                       "but the model gives %lld outputs",
+                       path, m->n_class_names,
+                       os.ndim == 2 ? (long long)os.dims[1] : 0LL);
+  return DLP_OK;
+}
+
+int nn_keras_file_meta(dlp_err *e, const char *path, uint64_t max_bytes,
+                       nn_keras_meta *m) {
+  if (!m) return dlp_err_set(e, DLP_ERR_ARG, "keras: meta is NULL");
+  memset(m, 0, sizeof *m);
+  if (!path) return dlp_err_set(e, DLP_ERR_ARG, "keras: path is NULL");
+  nn_h5_session s;
+  nn_h5_begin(&s);
+  hid_t f;
+  uint64_t fsize = 0;
+  int rc = h5_open(e, path, max_bytes, &f, &fsize);
+  if (rc == DLP_OK) {
+    rc = read_meta(e, path, f, m);
+    H5Fclose(f);
+  }
+  nn_h5_end(&s);
+  return rc;
+}
+
 static int read_config(dlp_err *e, const char *path, hid_t f, cJSON **out) {
   strlist l = {0};
   bool found;
@@ -1656,9 +1809,16 @@ static void kbuild_free(kbuild *b) {
 static int load_model(dlp_err *e, const char *path, hid_t f, uint64_t fsize,
                       int h, int w, nn_graph **out) {
   cJSON *root = NULL;
+  nn_keras_meta meta;
   int rc = read_config(e, path, f, &root);
-  if (rc) return rc;
+  if (rc == DLP_OK) rc = read_meta(e, path, f, &meta);
+  if (rc) {
+    cJSON_Delete(root);
+    return rc;
+  }
   kbuild b = {.e = e, .path = path, .wroot = -1, .in_h = h, .in_w = w};
+  b.def_h = meta.height;
+  b.def_w = meta.width;
   b.budget = 4 * fsize + (1u << 20);
   const char *cls = jstr(root, "class_name");
   const cJSON *cfg = jget(root, "config");
@@ -1696,7 +1856,9 @@ static int load_model(dlp_err *e, const char *path, hid_t f, uint64_t fsize,
     snprintf(msg, sizeof msg, "%s", e ? e->msg : "");
     dlp_err_set(e, rc, "%s: %s", path, msg);
   }
+  if (rc == DLP_OK) rc = apply_meta(e, path, &meta, b.g);
 done:
+  nn_keras_meta_clear(&meta);
   if (b.wroot >= 0) H5Gclose(b.wroot);
   kbuild_free(&b);
   cJSON_Delete(root);

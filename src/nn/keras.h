@@ -14,6 +14,17 @@
  * refused. Weights are float32 (float16/float64 are converted). Calls may
  * come from any thread: they are serialised inside (libhdf5 is built
  * without thread safety).
+ *
+ * dlp's own facts about a model travel in root attributes that Keras
+ * ignores (keras_save.c writes them into full-model files):
+ *   dlp_class_names  a JSON list of strings, the class of each output in
+ *                    order ('["cat", "dog"]')
+ *   dlp_preprocess   "tf", "caffe", "torch" or "none"
+ *   dlp_input_size   "HxW", the input size the model was trained at
+ * The loader takes dlp_preprocess as g->input_spec.norm and dlp_input_size
+ * as the size of a model whose input size is unknown (None), and checks the
+ * class names against the output width; nn_keras_file_meta reads them all.
+ * A malformed one is an error naming the file and the attribute.
  */
 #ifndef DLP_NN_KERAS_H
 #define DLP_NN_KERAS_H
@@ -38,6 +49,30 @@ int nn_keras_load_file(dlp_err *e, const char *path, uint64_t max_bytes,
  * file's). */
 int nn_keras_load_file_sized(dlp_err *e, const char *path, uint64_t max_bytes,
                              int h, int w, nn_graph **out);
+
+/* dlp's attributes of a Keras file (see above). */
+typedef struct nn_keras_meta {
+  char **class_names; /* n_class_names malloc'd strings; NULL when absent */
+  int n_class_names;
+  bool has_norm; /* dlp_preprocess present */
+  dlp_norm norm;
+  int height, width; /* dlp_input_size; 0 when absent */
+} nn_keras_meta;
+
+/* The most class names a file may list, and the longest name (bytes). */
+#define NN_KERAS_MAX_CLASSES (1 << 20)
+#define NN_KERAS_MAX_CLASS_NAME 4096
+
+/* Reads dlp's root attributes of the HDF5 file at path into *m (all absent
+ * is fine: *m is then zeroed); free with nn_keras_meta_clear. Errors:
+ * DLP_ERR_NOT_FOUND/IO/FORMAT/TOO_LARGE (the file), DLP_ERR_CORRUPT (an
+ * attribute that is not what the list above says: not one JSON string, not
+ * a list of strings, more than NN_KERAS_MAX_CLASSES names or one longer
+ * than NN_KERAS_MAX_CLASS_NAME, an unknown preprocessing, a bad size),
+ * naming the file and the attribute; DLP_ERR_NOMEM. */
+int nn_keras_file_meta(dlp_err *e, const char *path, uint64_t max_bytes,
+                       nn_keras_meta *m);
+void nn_keras_meta_clear(nn_keras_meta *m);
 
 /* Loads a weights-only file (root attribute `layer_names`, per layer group
  * attribute `weight_names`; a full-model file's model_weights also works)
@@ -81,10 +116,23 @@ typedef struct nn_keras_save_opts {
   float dropout_rate;     /* rate written for Dropout layers (identity nodes
                              named "dropout..."; the graph keeps no rate);
                              default 0.5 */
+  /* dlp's attributes (full models only; see the top of this file): */
+  char *const *class_names; /* n_class_names names in output order, written
+                               as dlp_class_names; default NULL = none */
+  size_t n_class_names;
+  dlp_norm norm; /* written as dlp_preprocess when norm_set; */
+  bool norm_set; /* default false: g->input_spec.norm unless it is NONE.
+                    DLP_NORM_CUSTOM is never written (no name says its
+                    mean and std). dlp_input_size is the graph's input
+                    size, when known. */
 } nn_keras_save_opts;
 
 /* Fills o with the defaults above. */
 void nn_keras_save_opts_init(nn_keras_save_opts *o);
+/* Sets the class names (n of them, in output order; o keeps the pointers)
+ * and the preprocessing a saved classifier takes. */
+void nn_keras_save_opts_labels(nn_keras_save_opts *o, char *const *names,
+                               size_t n, dlp_norm norm);
 
 /* Writes finalized graph g (o NULL = defaults) to path as a tf.keras 2.x
  * HDF5 file: root attributes keras_version, backend, model_config (a
@@ -105,6 +153,7 @@ void nn_keras_save_opts_init(nn_keras_save_opts *o);
  * fused back into it. The file is written under a temporary name in the
  * same folder, synced and renamed, so nothing half written is ever at path.
  * Errors: DLP_ERR_ARG (NULL argument, graph not finalized),
+ * DLP_ERR_ARG also when the class names are not one per output,
  * DLP_ERR_UNSUPPORTED (a node with no Keras equivalent, named), DLP_ERR_IO
  * (path exists and overwrite is off, folder not writable, HDF5 failure),
  * DLP_ERR_NOMEM. */

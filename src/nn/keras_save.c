@@ -1004,6 +1004,28 @@ static float *keras_data(const nn_graph *g, const ks_weight *w) {
   return d;
 }
 
+/* Creation properties of class cls (H5P_GROUP_CREATE, H5P_DATASET_CREATE,
+ * H5P_FILE_CREATE) without modification times, so that saving the same
+ * weights twice gives the same bytes (the pretrained backbone's recipe is
+ * checked that way). -1 on failure. */
+static hid_t no_times(hid_t cls) {
+  hid_t p = H5Pcreate(cls);
+  if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
+    H5Pclose(p);
+    return -1;
+  }
+  return p;
+}
+
+/* Group `name` under loc, without times; -1 on failure. */
+static hid_t make_group(hid_t loc, const char *name) {
+  hid_t gcpl = no_times(H5P_GROUP_CREATE);
+  if (gcpl < 0) return -1;
+  hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+  H5Pclose(gcpl);
+  return g;
+}
+
 static int write_weight(ks_state *s, hid_t grp, const char *lname,
                         const ks_weight *w, const char *path) {
   char dname[KS_MAX_NAME + 64];
@@ -1016,15 +1038,17 @@ static int write_weight(ks_state *s, hid_t grp, const char *lname,
   for (int i = 0; i < w->ndim; i++)
     dims[i] = (hsize_t)w->dims[i];
   hid_t sp = H5Screate_simple(w->ndim, dims, NULL);
-  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-  int bad = sp < 0 || lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0;
+  /* Keras' layout: LAYER/LAYER/ROLE:0; the inner group is made (without
+   * times) by write_layers. */
+  hid_t dcpl = no_times(H5P_DATASET_CREATE);
+  int bad = sp < 0 || dcpl < 0;
   hid_t ds = bad ? -1
-                 : H5Dcreate2(grp, dname, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT,
+                 : H5Dcreate2(grp, dname, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl,
                               H5P_DEFAULT);
   bad = bad || ds < 0 ||
         H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, d) < 0;
   if (ds >= 0) H5Dclose(ds);
-  if (lcpl >= 0) H5Pclose(lcpl);
+  if (dcpl >= 0) H5Pclose(dcpl);
   if (sp >= 0) H5Sclose(sp);
   free(d);
   return bad ? h5fail(s->e, path, dname) : DLP_OK;
@@ -1044,8 +1068,14 @@ static int write_layers(ks_state *s, hid_t loc, const char *path) {
   free(names);
   for (int i = 0; i < s->n_layers && rc == DLP_OK; i++) {
     const ks_layer *L = &s->layers[i];
-    hid_t grp = H5Gcreate2(loc, L->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t grp = make_group(loc, L->name);
     if (grp < 0) return h5fail(s->e, path, L->name);
+    hid_t inner = L->n_w > 0 ? make_group(grp, L->name) : grp;
+    if (inner < 0) {
+      H5Gclose(grp);
+      return h5fail(s->e, path, L->name);
+    }
+    if (inner != grp) H5Gclose(inner);
     char wn[4][KS_MAX_NAME + 64], *wp[4];
     for (int k = 0; k < L->n_w; k++) {
       snprintf(wn[k], sizeof wn[k], "%s/%s:0", L->name, L->w[k].role);
@@ -1060,6 +1090,38 @@ static int write_layers(ks_state *s, hid_t loc, const char *path) {
   return rc;
 }
 
+/* dlp's root attributes (keras.h): class names, preprocessing, size. */
+static int write_meta(ks_state *s, hid_t f, const char *path) {
+  const nn_graph *g = s->g;
+  if (s->o.class_names) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < s->o.n_class_names; i++)
+      if (!cJSON_AddItemToArray(a, cJSON_CreateString(s->o.class_names[i]))) {
+        cJSON_Delete(a);
+        a = NULL;
+      }
+    char *json = a ? cJSON_PrintUnformatted(a) : NULL;
+    cJSON_Delete(a);
+    if (!json) return dlp_err_set(s->e, DLP_ERR_NOMEM, "keras save: no memory");
+    int bad = attr_str(f, "dlp_class_names", json);
+    free(json);
+    if (bad) return h5fail(s->e, path, "dlp_class_names");
+  }
+  dlp_norm norm = s->o.norm_set ? s->o.norm : g->input_spec.norm;
+  if ((s->o.norm_set || norm != DLP_NORM_NONE) && norm != DLP_NORM_CUSTOM &&
+      attr_str(f, "dlp_preprocess", dlp_norm_name(norm)))
+    return h5fail(s->e, path, "dlp_preprocess");
+  const nn_shape *in = g->n_inputs == 1 ? vshape(s, g->inputs[0]) : NULL;
+  if (in && in->ndim == 4 && in->dims[2] > 0 && in->dims[3] > 0) {
+    char size[48];
+    snprintf(size, sizeof size, "%lldx%lld", (long long)in->dims[2],
+             (long long)in->dims[3]);
+    if (attr_str(f, "dlp_input_size", size))
+      return h5fail(s->e, path, "dlp_input_size");
+  }
+  return DLP_OK;
+}
+
 static int write_file(ks_state *s, const char *tmp, const char *path,
                       const cJSON *root) {
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -1071,8 +1133,10 @@ static int write_file(ks_state *s, const char *tmp, const char *path,
     if (fapl >= 0) H5Pclose(fapl);
     return h5fail(s->e, path, "the file (HDF5 setup)");
   }
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  hid_t fcpl = no_times(H5P_FILE_CREATE);
+  hid_t f = fcpl < 0 ? -1 : H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
   H5Pclose(fapl);
+  if (fcpl >= 0) H5Pclose(fcpl);
   if (f < 0) return h5fail(s->e, path, "the file");
   int rc = DLP_OK;
   if (s->o.weights_only) {
@@ -1084,9 +1148,8 @@ static int write_file(ks_state *s, const char *tmp, const char *path,
     else if (attrs_common(f) || attr_str(f, "model_config", json))
       rc = h5fail(s->e, path, "model_config");
     free(json);
-    hid_t mw = rc ? -1
-                  : H5Gcreate2(f, "model_weights", H5P_DEFAULT, H5P_DEFAULT,
-                               H5P_DEFAULT);
+    if (rc == DLP_OK) rc = write_meta(s, f, path);
+    hid_t mw = rc ? -1 : make_group(f, "model_weights");
     if (rc == DLP_OK && mw < 0) rc = h5fail(s->e, path, "model_weights");
     if (rc == DLP_OK) rc = write_layers(s, mw, path);
     if (mw >= 0) H5Gclose(mw);
@@ -1182,6 +1245,38 @@ void nn_keras_save_opts_init(nn_keras_save_opts *o) {
   o->dropout_rate = 0.5f;
 }
 
+void nn_keras_save_opts_labels(nn_keras_save_opts *o, char *const *names,
+                               size_t n, dlp_norm norm) {
+  o->class_names = names;
+  o->n_class_names = n;
+  o->norm = norm;
+  o->norm_set = true;
+}
+
+/* The class names must be what the reader accepts: one per output. */
+static int check_class_names(dlp_err *e, const nn_graph *g,
+                             const nn_keras_save_opts *o) {
+  if (!o->class_names || o->weights_only) return DLP_OK;
+  nn_shape os =
+      g->n_outputs == 1 ? g->values[g->outputs[0]].shape : (nn_shape){0};
+  if (os.ndim != 2)
+    return dlp_err_set(e, DLP_ERR_ARG,
+                       "keras save: class names for a model whose output is "
+                       "not (N, classes)");
+  if (os.dims[1] != (int64_t)o->n_class_names ||
+      o->n_class_names > NN_KERAS_MAX_CLASSES)
+    return dlp_err_set(e, DLP_ERR_ARG,
+                       "keras save: %zu class names for a model with %lld "
+                       "outputs: give one name per output",
+                       o->n_class_names, (long long)os.dims[1]);
+  for (size_t i = 0; i < o->n_class_names; i++)
+    if (!o->class_names[i] ||
+        strlen(o->class_names[i]) > NN_KERAS_MAX_CLASS_NAME)
+      return dlp_err_set(e, DLP_ERR_ARG, "keras save: class name %zu is %s", i,
+                         o->class_names[i] ? "too long" : "NULL");
+  return DLP_OK;
+}
+
 int nn_keras_save_file(dlp_err *e, const nn_graph *g, const char *path,
                        const nn_keras_save_opts *o) {
   if (!g || !path || !path[0])
@@ -1194,6 +1289,8 @@ int nn_keras_save_file(dlp_err *e, const nn_graph *g, const char *path,
     s.o = *o;
   else
     nn_keras_save_opts_init(&s.o);
+  int crc = check_class_names(e, g, &s.o);
+  if (crc != DLP_OK) return crc;
   size_t nv = (size_t)g->n_values + 1;
   s.ref = dlp_malloc_array(nv, sizeof *s.ref);
   s.uses = dlp_calloc_array(nv, sizeof *s.uses);

@@ -55,6 +55,9 @@ struct dlp_model {
   dlp_preprocess pp;
   bool softmax_out;
   int64_t n_params;
+  /* A Keras file's class names (dlp_class_names), one per output; else
+   * NULL and predictions name ImageNet classes when there are 1000. */
+  nn_keras_meta meta;
 };
 
 /* --- options ------------------------------------------------------------ */
@@ -86,6 +89,7 @@ void dlp_model_free(dlp_model *m) {
   free(m->name);
   free(m->path);
   free(m->layer);
+  nn_keras_meta_clear(&m->meta);
   free(m);
 }
 
@@ -378,6 +382,26 @@ static int setup_input(dlp_err *e, dlp_model *m, const dlp_model_opts *o) {
   return DLP_OK;
 }
 
+/* The class names a Keras model file carries (the loader has checked them
+ * against the graph; the count is checked again against the net, as the
+ * file is read twice). */
+static int read_class_names(dlp_err *e, dlp_model *m) {
+  nn_file_kind kind;
+  dlp_err ignored = {0}; /* the loader has read the file already */
+  if (m->src != SRC_FILE ||
+      nn_model_file_kind(&ignored, m->path, &kind) != DLP_OK ||
+      kind != NN_FILE_KERAS)
+    return DLP_OK;
+  int rc = nn_keras_file_meta(e, m->path, m->max_bytes, &m->meta);
+  if (rc == DLP_OK && m->meta.class_names &&
+      m->meta.n_class_names != m->full.dim)
+    rc = dlp_err_set(e, DLP_ERR_CORRUPT,
+                     "%s: attribute 'dlp_class_names' lists %d class names "
+                     "but the model gives %lld outputs",
+                     m->path, m->meta.n_class_names, (long long)m->full.dim);
+  return rc;
+}
+
 static int open_model(dlp_err *e, dlp_model *m, const char *name,
                       const dlp_model_opts *o) {
   int rc = resolve_source(e, m, name, o);
@@ -388,6 +412,7 @@ static int open_model(dlp_err *e, dlp_model *m, const char *name,
   m->n_params = count_params(g);
   rc = net_init(e, m->name, g, &m->full);
   if (rc == DLP_OK) rc = setup_input(e, m, o);
+  if (rc == DLP_OK) rc = read_class_names(e, m);
   if (rc != DLP_OK) return rc;
   const char *layer = o->layer;
   if (!layer && m->zoo && m->src != SRC_FILE) layer = m->zoo->feature_layer;
@@ -605,9 +630,11 @@ static int by_prob(const void *a, const void *b) {
   return x->i - y->i;
 }
 
-/* The top k of probabilities p[0..nc) as dlp_model_predict's JSON. */
+/* The top k of probabilities p[0..nc) as dlp_model_predict's JSON; each
+ * class described by names[class] when given, else by its ImageNet name
+ * when there are 1000. */
 static char *topk_json(const float *logits, int64_t nc, int k, bool softmax,
-                       scored *tmp) {
+                       char *const *names, scored *tmp) {
   double mx = -INFINITY, sum = 0;
   for (int64_t c = 0; c < nc; c++)
     if (logits[c] > mx) mx = logits[c];
@@ -621,7 +648,9 @@ static char *topk_json(const float *logits, int64_t nc, int k, bool softmax,
   cJSON *arr = cJSON_CreateArray();
   for (int r = 0; arr && r < k && r < nc; r++) {
     cJSON *o = cJSON_CreateObject();
-    const char *d = nc == 1000 ? dlp_imagenet_class(tmp[r].i) : NULL;
+    const char *d = names        ? names[tmp[r].i]
+                    : nc == 1000 ? dlp_imagenet_class(tmp[r].i)
+                                 : NULL;
     if (!o || !cJSON_AddNumberToObject(o, "class", tmp[r].i) ||
         (d && !cJSON_AddStringToObject(o, "description", d)) ||
         !cJSON_AddNumberToObject(o, "probability", tmp[r].p) ||
@@ -652,7 +681,8 @@ static int collect(dlp_err *e, const dlp_model *m, const model_net *net,
     }
     const float *o = b->out + i * (size_t)net->dim;
     if (r->mode == T_PREDICT) {
-      r->json[row] = topk_json(o, net->dim, r->k, m->softmax_out, tmp);
+      r->json[row] = topk_json(o, net->dim, r->k, m->softmax_out,
+                               m->meta.class_names, tmp);
       if (!r->json[row]) {
         free(tmp);
         return dlp_err_set(e, DLP_ERR_NOMEM, "no memory for predictions");

@@ -6,6 +6,7 @@
  *   kerassave OUT.h5 (--zoo NAME | --from MODEL.h5) [--size HxW] [--notop]
  *             [--seed N] [--weights-only] [--overwrite] [--optimize]
  *             [--dump DIR] [--io DIR] [--check]
+ *             [--classes FILE] [--preprocess tf|caffe|torch|none]
  *
  * --zoo builds the architecture with seeded random weights; --from loads a
  * Keras model file instead. --dump writes every const in the graph's own
@@ -15,8 +16,10 @@
  * OUT (a full model with nn_keras_load_file; a weights-only file into a
  * fresh zoo graph) and prints "maxdiff D" between the two graphs' outputs on
  * a seeded random batch of 2 (ref backend) and, for weights-only files,
- * "consts_equal 0|1" (bitwise). Exit status 0, or 1 with
- * "kerassave: message" on stderr. */
+ * "consts_equal 0|1" (bitwise). --classes FILE (one name per line) and
+ * --preprocess give the saver class names and preprocessing (the dlp_*
+ * root attributes). Exit status 0, or 1 with "kerassave: message" on
+ * stderr. */
 #include "keras.h"
 #include "npy.h"
 #include "zoo.h"
@@ -136,8 +139,32 @@ static int check(const nn_graph *g, const char *path, bool weights_only,
   return rc;
 }
 
+/* The lines of path (without their '\n') into *names. */
+static int read_lines(const char *path, char ***names, size_t *n) {
+  FILE *fp = fopen(path, "r");
+  if (!fp) return die("cannot open the classes file");
+  char line[8192];
+  size_t cap = 0;
+  *names = NULL;
+  *n = 0;
+  while (fgets(line, sizeof line, fp)) {
+    line[strcspn(line, "\n")] = '\0';
+    if (*n == cap) {
+      cap = cap ? 2 * cap : 64;
+      char **p = realloc(*names, cap * sizeof *p);
+      if (!p) break;
+      *names = p;
+    }
+    if (!((*names)[*n] = strdup(line))) break;
+    (*n)++;
+  }
+  fclose(fp);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *out = NULL, *zoo = NULL, *from = NULL, *dump = NULL;
+  const char *classes = NULL, *pre = NULL;
   const char *io = NULL;
   int h = 0, w = 0, top = 1, optimize = 0, do_check = 0;
   unsigned long long seed = 1;
@@ -167,14 +194,24 @@ int main(int argc, char **argv) {
       optimize = 1;
     else if (strcmp(a, "--check") == 0)
       do_check = 1;
+    else if (strcmp(a, "--classes") == 0 && v)
+      classes = argv[++i];
+    else if (strcmp(a, "--preprocess") == 0 && v)
+      pre = argv[++i];
     else if (a[0] != '-' && !out)
       out = a;
     else
-      return die(
-          "usage: kerassave OUT.h5 (--zoo NAME | --from FILE.h5) "
-          "[--size HxW] [--notop] [--seed N] [--weights-only] "
-          "[--overwrite] [--optimize] [--dump DIR] [--io DIR] [--check]");
+      return die("usage: kerassave OUT.h5 (--zoo NAME | --from FILE.h5) "
+                 "[--size HxW] [--notop] [--seed N] [--weights-only] "
+                 "[--overwrite] [--optimize] [--dump DIR] [--io DIR] [--check] "
+                 "[--classes FILE] [--preprocess NAME]");
   }
+  char **names = NULL;
+  size_t n_names = 0;
+  dlp_norm norm = DLP_NORM_NONE;
+  if (pre && !dlp_norm_from_name(pre, &norm)) return die("bad --preprocess");
+  if (classes && read_lines(classes, &names, &n_names) != 0) return 1;
+  if (classes || pre) nn_keras_save_opts_labels(&o, names, n_names, norm);
   if (!out || !(zoo || from)) return die("give OUT.h5 and --zoo or --from");
   dlp_err e = {0};
   nn_graph *g = NULL;
@@ -195,5 +232,8 @@ int main(int argc, char **argv) {
   }
   if (st == 0 && do_check) st = check(g, out, o.weights_only, z, top, h, w);
   nn_graph_free(g);
+  for (size_t i = 0; i < n_names; i++)
+    free(names[i]);
+  free(names);
   return st;
 }

@@ -458,6 +458,64 @@ TEST(reports_unwritable_places) {
   nn_graph_free(g);
 }
 
+/* Class names, preprocessing and input size travel in root attributes: the
+ * meta reader returns what the saver was given, the loader takes the
+ * preprocessing, and names that are not one per output are refused before
+ * anything is written. */
+TEST(class_names_and_preprocessing_round_trip) {
+  dlp_err e = {0};
+  nn_graph *g = NULL;
+  OK(&e,
+     nn_zoo_build_sized(&e, nn_zoo_find("MobileNetV2_0.35"), true, 32, 40, &g));
+  if (!g) return;
+  enum { K = 1000 };
+  char *names[K + 1];
+  char buf[K + 1][24];
+  for (int i = 0; i <= K; i++) {
+    snprintf(buf[i], sizeof buf[i], i == 7 ? "caf\xc3\xa9 \"%d\"" : "c%d", i);
+    names[i] = buf[i];
+  }
+  char p[256], q[256];
+  path_of(p, sizeof p, "named.h5");
+  path_of(q, sizeof q, "plain.h5");
+  nn_keras_save_opts o;
+  nn_keras_save_opts_init(&o);
+  nn_keras_save_opts_labels(&o, names, K, DLP_NORM_CAFFE);
+  OK(&e, nn_keras_save_file(&e, g, p, &o));
+  nn_keras_meta m;
+  OK(&e, nn_keras_file_meta(&e, p, 0, &m));
+  CHECK_EQ_INT(m.n_class_names, K);
+  for (int i = 0; i < m.n_class_names && i < K; i++)
+    CHECK_STR(m.class_names[i], names[i]);
+  CHECK(m.has_norm);
+  CHECK_EQ_INT(m.norm, DLP_NORM_CAFFE);
+  CHECK_EQ_INT(m.height, 32);
+  CHECK_EQ_INT(m.width, 40);
+  nn_keras_meta_clear(&m);
+  CHECK(m.class_names == NULL && m.n_class_names == 0);
+  nn_graph *r = NULL;
+  OK(&e, nn_keras_load_file(&e, p, 0, &r));
+  if (r) CHECK_EQ_INT(r->input_spec.norm, DLP_NORM_CAFFE);
+  nn_graph_free(r);
+  /* Without names: the zoo graph's own preprocessing (tf), no names. */
+  OK(&e, nn_keras_save_file(&e, g, q, NULL));
+  OK(&e, nn_keras_file_meta(&e, q, 0, &m));
+  CHECK(m.class_names == NULL && m.has_norm && m.norm == DLP_NORM_TF);
+  nn_keras_meta_clear(&m);
+  /* One name short, or one too many: refused, nothing written. */
+  path_of(p, sizeof p, "short.h5");
+  nn_keras_save_opts_labels(&o, names, K - 1, DLP_NORM_TF);
+  CHECK_EQ_INT(nn_keras_save_file(&e, g, p, &o), DLP_ERR_ARG);
+  CHECK(has(&e, "999 class names for a model with 1000 outputs"));
+  nn_keras_save_opts_labels(&o, names, K + 1, DLP_NORM_TF);
+  CHECK_EQ_INT(nn_keras_save_file(&e, g, p, &o), DLP_ERR_ARG);
+  CHECK_EQ_INT(files_with("short.h5"), 0);
+  CHECK_EQ_INT(nn_keras_file_meta(&e, "/nonexistent-dlp/x.h5", 0, &m),
+               DLP_ERR_NOT_FOUND);
+  CHECK(m.class_names == NULL);
+  nn_graph_free(g);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/dlp_test_keras_save_XXXXXX");
   if (!mkdtemp(dir)) return 1;
@@ -468,6 +526,7 @@ int main(void) {
   RUN(refuses_to_overwrite_unless_asked);
   RUN(refuses_ops_without_keras_layers);
   RUN(reports_unwritable_places);
+  RUN(class_names_and_preprocessing_round_trip);
   char cmd[300];
   if (getenv("KEEP")) return test_summary();
   snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s'", dir, dir);
