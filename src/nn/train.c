@@ -1,10 +1,15 @@
 /* train.c - the trainer: parameter discovery and freezing, the training
- * forward pass on the reference kernels, backward in reverse topological
- * order (gradients of a value read by several nodes are summed), the
- * optimizer step, the epoch loop and checkpoints. Buffers for the
- * configured batch are allocated once; smaller batches use their prefix. */
+ * forward pass, backward in reverse topological order (gradients of a value
+ * read by several nodes are summed), the optimizer step, the epoch loop and
+ * checkpoints. Buffers for the configured batch are allocated once; smaller
+ * batches use their prefix. With cfg.fast, convolutions run on oneDNN and
+ * batch norm, activations, sums and the update on the threaded kernels of
+ * dnnl_train.h; otherwise everything runs on the reference kernels (the
+ * oracle). DLP_TRAIN_PROFILE=1 prints per-op time totals to stderr when the
+ * trainer is freed. */
 #include "train.h"
 
+#include "dnnl_train.h"
 #include "grad.h"
 #include "graph_util.h"
 #include "npy.h"
@@ -18,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* Where the gradient of input k of a node goes: straight into grad[v] the
  * first time v gets one, else into a scratch buffer added afterwards. */
@@ -74,7 +80,18 @@ struct nn_trainer {
   float *xbuf;
   int32_t *ybuf;
   int64_t *perm;
+  int threads;
+  nn_dnnl_train *dn;      /* fast: oneDNN engine and scratch */
+  nn_dnnl_conv **dconv;   /* fast: per conv node, made on first use */
+  bool *dn_off;           /* per node: oneDNN refused it, the reference runs */
+  bool profile, prof_cpu; /* prof_cpu: process CPU time, not wall time */
+  bool prof_first;        /* the first step is done */
+  double prof[NN_OP_COUNT + 2][2]; /* seconds per op kind, fwd and bwd;
+                                      + loss, update */
+  int64_t prof_steps;
 };
+
+enum { PROF_LOSS = NN_OP_COUNT, PROF_UPDATE = NN_OP_COUNT + 1 };
 
 static bool has_bias(const nn_node *n) {
   return (n->op == NN_OP_CONV2D || n->op == NN_OP_DENSE) && n->n_in > 2;
@@ -107,6 +124,8 @@ void nn_train_cfg_init(nn_train_cfg *c) {
   c->batch = 32;
   c->shuffle = true;
   c->bn_momentum = 0.1f;
+  c->threads = 1;
+  c->fast = true;
 }
 
 static int check_cfg(dlp_err *e, const nn_train_cfg *c) {
@@ -278,11 +297,13 @@ static int alloc_all(dlp_err *e, nn_trainer *t) {
   t->frozen = dlp_calloc_array((size_t)nn + 1, sizeof *t->frozen);
   t->drop_rate = dlp_calloc_array((size_t)nn + 1, sizeof *t->drop_rate);
   t->drop_mask = dlp_calloc_array((size_t)nn + 1, sizeof *t->drop_mask);
-  if (!t->shapes || !t->batched || !t->act || !t->owned || !t->grad ||
-      !t->grad_set || !t->needs_grad || !t->is_param || !t->is_state ||
-      !t->trainable || !t->params || !t->states || !t->m || !t->v || !t->pre ||
-      !t->bn_mean || !t->bn_invstd || !t->frozen || !t->drop_rate ||
-      !t->drop_mask)
+  t->dconv = dlp_calloc_array((size_t)nn + 1, sizeof *t->dconv);
+  t->dn_off = dlp_calloc_array((size_t)nn + 1, sizeof *t->dn_off);
+  if (!t->dconv || !t->dn_off || !t->shapes || !t->batched || !t->act ||
+      !t->owned || !t->grad || !t->grad_set || !t->needs_grad || !t->is_param ||
+      !t->is_state || !t->trainable || !t->params || !t->states || !t->m ||
+      !t->v || !t->pre || !t->bn_mean || !t->bn_invstd || !t->frozen ||
+      !t->drop_rate || !t->drop_mask)
     return dlp_err_set(e, DLP_ERR_NOMEM, "train: no memory");
   int rc = find_params(e, t);
   if (rc == DLP_OK) rc = set_shapes(e, t, t->cap);
@@ -323,6 +344,10 @@ int nn_trainer_new(dlp_err *e, nn_graph *g, const nn_train_cfg *cfg,
   t->shapes_n = -1;
   t->best_val = INFINITY;
   t->best_epoch = -1;
+  t->threads = cfg->threads > 0 ? cfg->threads : 1;
+  const char *prof = getenv("DLP_TRAIN_PROFILE");
+  t->profile = prof && *prof && strcmp(prof, "0") != 0;
+  t->prof_cpu = t->profile && strcmp(prof, "cpu") == 0;
   dlp_rng_seed(&t->rng, cfg->seed);
   /* a stream of its own, so dropout does not change the shuffles */
   dlp_rng_seed(&t->drop_rng, cfg->seed ^ 0x9e3779b97f4a7c15ull);
@@ -330,6 +355,7 @@ int nn_trainer_new(dlp_err *e, nn_graph *g, const nn_train_cfg *cfg,
   t->sample_numel = nn_shape_numel(is.ndim, is.dims);
   t->classes = g->values[t->out_v].shape.dims[1];
   rc = alloc_all(e, t);
+  if (rc == DLP_OK && cfg->fast) rc = nn_dnnl_train_new(e, t->threads, &t->dn);
   if (rc != DLP_OK) {
     nn_trainer_free(t);
     return rc;
@@ -338,8 +364,47 @@ int nn_trainer_new(dlp_err *e, nn_graph *g, const nn_train_cfg *cfg,
   return DLP_OK;
 }
 
+/* Wall seconds, or with DLP_TRAIN_PROFILE=cpu the process's CPU seconds
+ * (on a loaded machine, a cleaner measure of single-threaded work). */
+static double prof_now(const nn_trainer *t) {
+  if (!t->prof_cpu) return dlp_now();
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void print_profile(const nn_trainer *t) {
+  double total = 0;
+  for (int k = 0; k < NN_OP_COUNT + 2; k++)
+    total += t->prof[k][0] + t->prof[k][1];
+  int64_t steps = t->prof_steps > 0 ? t->prof_steps : 1;
+  fprintf(
+      stderr,
+      "train profile: %lld steps after the first, %.1f %s ms a step (%s, %d "
+      "threads)\n%-16s %10s %10s %6s\n",
+      (long long)t->prof_steps, 1e3 * total / (double)steps,
+      t->prof_cpu ? "CPU" : "wall", t->dn ? "fast" : "reference", t->threads,
+      "op", "fwd ms", "bwd ms", "%");
+  for (int k = 1; k < NN_OP_COUNT + 2; k++) {
+    double f = t->prof[k][0], b = t->prof[k][1];
+    if (f + b <= 0) continue;
+    const char *name = k == PROF_LOSS     ? "loss"
+                       : k == PROF_UPDATE ? "update"
+                                          : nn_op_name((nn_op)k);
+    fprintf(stderr, "%-16s %10.2f %10.2f %6.1f\n", name,
+            1e3 * f / (double)steps, 1e3 * b / (double)steps,
+            100 * (f + b) / (total > 0 ? total : 1));
+  }
+}
+
 void nn_trainer_free(nn_trainer *t) {
   if (!t) return;
+  if (t->profile && t->prof_steps > 0) print_profile(t);
+  for (int i = 0; t->dconv && i < t->nn; i++)
+    nn_dnnl_conv_free(t->dconv[i]);
+  free(t->dconv);
+  free(t->dn_off);
+  nn_dnnl_train_free(t->dn);
   /* t->nv and t->nn, not the graph's counts: this must not read the graph,
    * which may already have changed */
   for (int v = 0; v < t->nv; v++) {
@@ -509,6 +574,37 @@ static nn_tensor view(const nn_trainer *t, int v, float *data) {
   return x;
 }
 
+/* The oneDNN convolution of node i, or NULL (with *rc DLP_OK) when it runs
+ * on the reference kernels. */
+static nn_dnnl_conv *dconv_of(dlp_err *e, nn_trainer *t, int i, int *rc) {
+  *rc = DLP_OK;
+  if (!t->dn || t->dn_off[i]) return NULL;
+  if (!t->dconv[i]) {
+    const nn_node *n = &t->g->nodes[i];
+    nn_conv2d_attr a = n->attr.conv;
+    a.act = NN_ACT_NONE;
+    *rc = nn_dnnl_conv_new(e, t->dn, &a, has_bias(n), &t->dconv[i]);
+  }
+  return t->dconv[i];
+}
+
+/* A oneDNN failure for lack of an implementation sends node i to the
+ * reference kernels for good. */
+static bool dn_fallback(nn_trainer *t, int i, int rc) {
+  if (rc != DLP_ERR_UNSUPPORTED) return false;
+  t->dn_off[i] = true;
+  return true;
+}
+
+static int fwd_conv(dlp_err *e, nn_trainer *t, int i, const nn_conv2d_attr *a,
+                    const nn_tensor *x, const nn_tensor *b, nn_tensor *y) {
+  int rc;
+  nn_dnnl_conv *c = dconv_of(e, t, i, &rc);
+  if (c) rc = nn_dnnl_conv_forward(e, c, &x[0], &x[1], b, y);
+  if (c && !dn_fallback(t, i, rc)) return rc;
+  return rc == DLP_OK || c ? nn_conv2d(e, a, &x[0], &x[1], b, y) : rc;
+}
+
 static int fwd_conv_dense(dlp_err *e, nn_trainer *t, int i, nn_tensor *x,
                           nn_tensor *y) {
   const nn_node *n = &t->g->nodes[i];
@@ -521,14 +617,15 @@ static int fwd_conv_dense(dlp_err *e, nn_trainer *t, int i, nn_tensor *x,
   if (n->op == NN_OP_CONV2D) {
     nn_conv2d_attr a = n->attr.conv;
     a.act = NN_ACT_NONE;
-    rc = nn_conv2d(e, &a, &x[0], &x[1], b, &pre);
+    rc = fwd_conv(e, t, i, &a, x, b, &pre);
   } else {
     nn_dense_attr a = n->attr.dense;
     a.act = NN_ACT_NONE;
     rc = nn_dense(e, &a, &x[0], &x[1], b, &pre);
   }
   if (rc == DLP_OK && act != NN_ACT_NONE)
-    rc = nn_act_apply(e, act, alpha, &pre, y);
+    rc = t->dn ? nn_fast_act(e, act, alpha, &pre, y, t->threads)
+               : nn_act_apply(e, act, alpha, &pre, y);
   return rc;
 }
 
@@ -545,10 +642,23 @@ static int fwd_node(dlp_err *e, nn_trainer *t, int i, bool train) {
   nn_tensor y = view(t, n->out, t->act[n->out]);
   if (n->op == NN_OP_CONV2D || n->op == NN_OP_DENSE)
     return fwd_conv_dense(e, t, i, x, &y);
+  if (n->op == NN_OP_BATCHNORM && train && !t->frozen[i] && t->dn)
+    return nn_fast_batchnorm_train(e, n->attr.eps, t->cfg.bn_momentum, &x[0],
+                                   &x[1], &x[2], &x[3], &x[4], &y,
+                                   t->bn_mean[i], t->bn_invstd[i], t->threads);
   if (n->op == NN_OP_BATCHNORM && train && !t->frozen[i])
     return nn_batchnorm_train(e, n->attr.eps, t->cfg.bn_momentum, &x[0], &x[1],
                               &x[2], &x[3], &x[4], &y, t->bn_mean[i],
                               t->bn_invstd[i]);
+  if (n->op == NN_OP_PAD && t->dn) {
+    int rc = nn_fast_pad(NULL, &n->attr.pad, &x[0], &y, t->threads);
+    if (rc != DLP_ERR_UNSUPPORTED) return rc;
+  }
+  if (n->op == NN_OP_ACT && t->dn)
+    return nn_fast_act(e, n->attr.act, n->attr.alpha, &x[0], &y, t->threads);
+  if (n->op == NN_OP_CLIP && t->dn)
+    return nn_fast_clip(e, n->attr.clip_lo, n->attr.clip_hi, &x[0], &y,
+                        t->threads);
   if (n->op == NN_OP_IDENTITY && train && t->drop_rate[i] > 0)
     return nn_dropout_train(e, t->drop_rate[i], &t->drop_rng, &x[0], &y,
                             t->drop_mask[i]);
@@ -566,7 +676,9 @@ static int forward(dlp_err *e, nn_trainer *t, const float *x, int64_t n,
   if (rc != DLP_OK) return rc;
   t->act[t->in_v] = (float *)x; /* read only: no kernel writes an input */
   for (int i = 0; i < t->g->n_nodes; i++) {
+    double t0 = t->profile ? prof_now(t) : 0;
     rc = fwd_node(e, t, i, train);
+    if (t->profile && train) t->prof[t->g->nodes[i].op][0] += prof_now(t) - t0;
     if (rc != DLP_OK) {
       const nn_node *nd = &t->g->nodes[i];
       char msg[DLP_ERRMSG_MAX];
@@ -609,10 +721,8 @@ static void sum_targets(nn_trainer *t, const nn_node *n,
                         const grad_target *tg) {
   for (int k = 0; k < n->n_in; k++) {
     if (!tg[k].sum) continue;
-    float *dst = t->grad[tg[k].v];
-    int64_t numel = value_numel(t, tg[k].v);
-    for (int64_t j = 0; j < numel; j++)
-      dst[j] += tg[k].data[j];
+    nn_fast_accumulate(t->grad[tg[k].v], tg[k].data, value_numel(t, tg[k].v),
+                       true, t->threads);
   }
 }
 
@@ -624,25 +734,30 @@ static nn_tensor *tview(const nn_trainer *t, const grad_target *tg, int k,
   return buf;
 }
 
-static int bwd_conv(dlp_err *e, nn_trainer *t, const nn_node *n,
-                    const nn_tensor *x, const nn_tensor *dy,
-                    const grad_target *tg) {
+static int bwd_conv(dlp_err *e, nn_trainer *t, int i, const nn_tensor *x,
+                    const nn_tensor *dy, const grad_target *tg) {
+  const nn_node *n = &t->g->nodes[i];
   nn_conv2d_attr a = n->attr.conv;
   a.act = NN_ACT_NONE;
   nn_tensor dxb, dwb, dbb;
   nn_tensor *dx = tview(t, tg, 0, &dxb);
-  int rc = DLP_OK;
-  if (dx) rc = nn_conv2d_backward_data(e, &a, &x[1], dy, dx);
   nn_tensor *dw = tview(t, tg, 1, &dwb);
   nn_tensor *db = has_bias(n) ? tview(t, tg, 2, &dbb) : NULL;
-  if (rc != DLP_OK || (!dw && !db)) return rc;
-  if (!dw) { /* only the bias trains (a shared weight): dw to scratch */
+  if (!dw && db) { /* only the bias trains (a shared weight): dw to scratch */
     if (!t->dw_scratch && !(t->dw_scratch = alloc_floats(t->max_numel)))
       return dlp_err_set(e, DLP_ERR_NOMEM, "train: no memory");
     dwb = view(t, n->in[1], t->dw_scratch);
     dw = &dwb;
   }
-  return nn_conv2d_backward_weights(e, &a, &x[0], dy, dw, db);
+  int rc;
+  nn_dnnl_conv *c = dconv_of(e, t, i, &rc);
+  if (c) rc = nn_dnnl_conv_backward(e, c, &x[0], &x[1], dy, dx, dw, db);
+  if (c && !dn_fallback(t, i, rc)) return rc;
+  if (rc != DLP_OK && !c) return rc;
+  rc = DLP_OK;
+  if (dx) rc = nn_conv2d_backward_data_mt(e, &a, &x[1], dy, dx, t->threads);
+  if (rc != DLP_OK || !dw) return rc;
+  return nn_conv2d_backward_weights_mt(e, &a, &x[0], dy, dw, db, t->threads);
 }
 
 /* Batch norm that ran in inference mode (frozen): dx = dy * gamma /
@@ -670,6 +785,10 @@ static int bwd_batchnorm(dlp_err *e, nn_trainer *t, int i, const nn_tensor *x,
     if (dx) bwd_bn_frozen(n, x, dy, dx);
     return DLP_OK;
   }
+  if (t->dn)
+    return nn_fast_batchnorm_backward(
+        e, &x[0], &x[1], t->bn_mean[i], t->bn_invstd[i], dy, dx,
+        tview(t, tg, 1, &dgb), tview(t, tg, 2, &dbb), t->threads);
   return nn_batchnorm_backward(e, &x[0], &x[1], t->bn_mean[i], t->bn_invstd[i],
                                dy, dx, tview(t, tg, 1, &dgb),
                                tview(t, tg, 2, &dbb));
@@ -698,6 +817,26 @@ static int bwd_transpose(dlp_err *e, const nn_node_attr *a, const nn_tensor *dy,
   return nn_transpose(e, dy, inv, a->n_perm, dx);
 }
 
+static bool same_shape(const nn_tensor *a, const nn_tensor *b) {
+  if (a->ndim != b->ndim) return false;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->dims[d] != b->dims[d]) return false;
+  return true;
+}
+
+/* Without broadcasting both gradients are copies of dy. */
+static int bwd_add(dlp_err *e, nn_trainer *t, const nn_tensor *dy,
+                   nn_tensor *da, nn_tensor *db) {
+  if (!t->dn || (da && !same_shape(da, dy)) || (db && !same_shape(db, dy)))
+    return nn_add_backward(e, dy, da, db);
+  nn_tensor *out[2] = {da, db};
+  for (int k = 0; k < 2; k++)
+    if (out[k])
+      nn_fast_accumulate(out[k]->data, dy->data, nn_tensor_numel(dy), false,
+                         t->threads);
+  return DLP_OK;
+}
+
 static int bwd_dispatch(dlp_err *e, nn_trainer *t, int i, const nn_tensor *x,
                         const nn_tensor *y, const nn_tensor *dy,
                         const grad_target *tg) {
@@ -707,7 +846,7 @@ static int bwd_dispatch(dlp_err *e, nn_trainer *t, int i, const nn_tensor *x,
   nn_tensor *dx = tview(t, tg, 0, &b0);
   switch (n->op) {
   case NN_OP_CONV2D:
-    return bwd_conv(e, t, n, x, dy, tg);
+    return bwd_conv(e, t, i, x, dy, tg);
   case NN_OP_DENSE: {
     nn_dense_attr da = a->dense;
     da.act = NN_ACT_NONE;
@@ -717,8 +856,14 @@ static int bwd_dispatch(dlp_err *e, nn_trainer *t, int i, const nn_tensor *x,
   case NN_OP_BATCHNORM:
     return bwd_batchnorm(e, t, i, x, dy, tg);
   case NN_OP_ACT:
+    if (dx && t->dn)
+      return nn_fast_act_backward(e, a->act, a->alpha, &x[0], y, dy, dx,
+                                  t->threads);
     return dx ? nn_act_backward(e, a->act, a->alpha, &x[0], y, dy, dx) : 0;
   case NN_OP_CLIP:
+    if (dx && t->dn)
+      return nn_fast_clip_backward(e, a->clip_lo, a->clip_hi, &x[0], dy, dx,
+                                   t->threads);
     return dx ? nn_clip_backward(e, a->clip_lo, a->clip_hi, &x[0], dy, dx) : 0;
   case NN_OP_SOFTMAX:
     return dx ? nn_softmax_backward(e, a->axis, y, dy, dx) : 0;
@@ -731,7 +876,7 @@ static int bwd_dispatch(dlp_err *e, nn_trainer *t, int i, const nn_tensor *x,
   case NN_OP_GLOBAL_MAXPOOL:
     return dx ? nn_global_maxpool_backward(e, &x[0], dy, dx) : 0;
   case NN_OP_ADD:
-    return nn_add_backward(e, dy, dx, tview(t, tg, 1, &b1));
+    return bwd_add(e, t, dy, dx, tview(t, tg, 1, &b1));
   case NN_OP_MUL:
     return nn_mul_backward(e, &x[0], &x[1], dy, dx, tview(t, tg, 1, &b1));
   case NN_OP_CONCAT:
@@ -743,9 +888,13 @@ static int bwd_dispatch(dlp_err *e, nn_trainer *t, int i, const nn_tensor *x,
   case NN_OP_FLATTEN:
   case NN_OP_RESHAPE:
     if (dx)
-      memcpy(dx->data, dy->data, (size_t)nn_tensor_numel(dy) * sizeof(float));
+      nn_fast_accumulate(dx->data, dy->data, nn_tensor_numel(dy), false,
+                         t->threads);
     return DLP_OK;
   case NN_OP_PAD:
+    if (dx && t->dn &&
+        nn_fast_pad_backward(NULL, &a->pad, dy, dx, t->threads) == DLP_OK)
+      return DLP_OK;
     return dx ? nn_pad_backward(e, &a->pad, dy, dx) : 0;
   case NN_OP_TRANSPOSE:
     return dx ? bwd_transpose(e, a, dy, dx) : 0;
@@ -767,7 +916,9 @@ static int bwd_node(dlp_err *e, nn_trainer *t, int i, grad_target *tg) {
   int rc = DLP_OK;
   if (act != NN_ACT_NONE) { /* dy becomes d(pre-activation), in place */
     nn_tensor pre = view(t, n->out, t->pre[i]);
-    rc = nn_act_backward(e, act, alpha, &pre, &y, &dy, &dy);
+    rc = t->dn ? nn_fast_act_backward(e, act, alpha, &pre, &y, &dy, &dy,
+                                      t->threads)
+               : nn_act_backward(e, act, alpha, &pre, &y, &dy, &dy);
   }
   if (rc == DLP_OK) rc = targets_for(e, t, n, tg);
   if (rc == DLP_OK) rc = bwd_dispatch(e, t, i, x, &y, &dy, tg);
@@ -778,7 +929,9 @@ static int bwd_node(dlp_err *e, nn_trainer *t, int i, grad_target *tg) {
 static int backward(dlp_err *e, nn_trainer *t) {
   int rc = DLP_OK;
   for (int i = t->g->n_nodes - 1; i >= 0 && rc == DLP_OK; i--) {
+    double t0 = t->profile ? prof_now(t) : 0;
     rc = bwd_node(e, t, i, t->tg);
+    if (t->profile) t->prof[t->g->nodes[i].op][1] += prof_now(t) - t0;
     if (rc != DLP_OK) {
       const nn_node *nd = &t->g->nodes[i];
       char msg[DLP_ERRMSG_MAX];
@@ -821,13 +974,28 @@ static int loss_and_grad(dlp_err *e, nn_trainer *t, const int32_t *labels,
   return DLP_OK;
 }
 
+typedef struct update_job {
+  const nn_trainer *t;
+  float lr;
+  float *w, *m, *v;
+  const float *g;
+} update_job;
+
+/* The update is elementwise: ranges of a parameter update independently. */
+static void update_range(void *user, int64_t lo, int64_t hi) {
+  const update_job *j = user;
+  nn_optim_update(&j->t->cfg.optim, j->lr, j->t->step, j->w + lo, j->g + lo,
+                  j->m + lo, j->v + lo, hi - lo);
+}
+
 static void update(nn_trainer *t, double lr) {
   t->step++;
   for (int i = 0; i < t->n_params; i++) {
     int v = t->params[i];
     if (!t->trainable[v] || !t->grad_set[v]) continue;
-    nn_optim_update(&t->cfg.optim, (float)lr, t->step, t->g->values[v].data,
-                    t->grad[v], t->m[i], t->v[i], value_numel(t, v));
+    update_job j = {t,       (float)lr, t->g->values[v].data,
+                    t->m[i], t->v[i],   t->grad[v]};
+    nn_par_range(value_numel(t, v), 16384, t->threads, update_range, &j);
   }
 }
 
@@ -854,12 +1022,24 @@ int nn_trainer_step(dlp_err *e, nn_trainer *t, const float *x,
   if (rc == DLP_OK && !t->needs_grad[t->out_v])
     rc = dlp_err_set(e, DLP_ERR_ARG, "train: nothing to train (all frozen)");
   if (rc == DLP_OK) rc = forward(e, t, x, n, true);
+  double t0 = t->profile ? prof_now(t) : 0;
   if (rc == DLP_OK) rc = loss_and_grad(e, t, labels, n, true, loss, correct);
+  if (t->profile) t->prof[PROF_LOSS][0] += prof_now(t) - t0;
   if (rc != DLP_OK) return rc;
   memset(t->grad_set, 0, (size_t)t->g->n_values * sizeof *t->grad_set);
   t->grad_set[t->out_v] = true;
   rc = backward(e, t);
+  t0 = t->profile ? prof_now(t) : 0;
   if (rc == DLP_OK) update(t, lr);
+  if (t->profile) {
+    t->prof[PROF_UPDATE][1] += prof_now(t) - t0;
+    /* the first step makes the oneDNN primitives: not counted */
+    if (t->prof_first)
+      t->prof_steps++;
+    else
+      memset(t->prof, 0, sizeof t->prof);
+    t->prof_first = true;
+  }
   return rc;
 }
 

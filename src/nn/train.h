@@ -1,5 +1,6 @@
-/* train.h - training and fine-tuning of a graph on the reference kernels:
- * forward in training mode, backward by reverse topological order,
+/* train.h - training and fine-tuning of a graph (oneDNN convolutions and
+ * threaded kernels with cfg.fast, else the reference kernels): forward in
+ * training mode, backward by reverse topological order,
  * optimizers (SGD with momentum, Adam, AdamW), learning-rate schedules,
  * the epoch loop with validation, early stopping and checkpoints.
  *
@@ -34,9 +35,13 @@
  * through them (in a frozen prefix). Dropout layers are identities in the IR;
  * nn_trainer_set_dropout gives one its rate for training.
  *
- * Deterministic: for a given seed the shuffles, and so the weights, are
- * bit-identical run to run; a run resumed from a checkpoint continues
- * bit-identically.
+ * Deterministic: for a given seed (and thread count) the shuffles, and so
+ * the weights, are bit-identical run to run; a run resumed from a
+ * checkpoint continues bit-identically. With cfg.fast the weights differ
+ * from the reference kernels' by fp32 summation order only, and between
+ * thread counts likewise (oneDNN splits its reductions by thread).
+ * DLP_TRAIN_PROFILE=1 (or =cpu for CPU time) prints per-op times of the
+ * steps after the first to stderr when the trainer is freed.
  */
 #ifndef DLP_NN_TRAIN_H
 #define DLP_NN_TRAIN_H
@@ -158,6 +163,11 @@ typedef struct nn_train_cfg {
   const char *checkpoint_dir; /* saved after every epoch; NULL = none */
   nn_epoch_fn on_epoch;       /* may be NULL */
   void *on_epoch_user;
+  int threads;       /* kernel threads; default 1. Results are bit-identical
+                        run to run for a given thread count */
+  bool fast;         /* default true: oneDNN kernels where they exist (conv
+                        forward and backward); false: the reference kernels
+                        of nn.h/grad.h only (the oracle in tests) */
   dlp_ctx *progress; /* dlp_progress("train", steps done, steps in the run)
                         per batch when not NULL; a cancel fails the fit with
                         DLP_ERR_ARG "cancelled" */

@@ -886,6 +886,198 @@ TEST(zoo_architectures_train) {
       zoo_case(nn_zoo_at(i), false, 1);
 }
 
+/* ------------------------------------------------------------------------
+ * Fast kernels (oneDNN conv, threaded batch norm / elementwise) against the
+ * reference kernels on a MobileNetV2-like net
+ * ------------------------------------------------------------------------ */
+
+#define MB_HW 12
+
+/* bias: a value id, or -1 for none */
+static int mb_conv(nn_graph *g, dlp_rng *r, const char *name, int x, int64_t o,
+                   int64_t i, int k, int stride, int pad, int groups,
+                   int bias) {
+  char wn[64];
+  snprintf(wn, sizeof wn, "%s/kernel", name);
+  float sc = 1.0f / sqrtf((float)(i / groups * k * k));
+  int w = add_rand(g, r, wn, 4, (int64_t[]){o, i / groups, k, k}, sc, 0);
+  nn_node_attr a;
+  nn_node_attr_init(NN_OP_CONV2D, &a);
+  a.conv.stride[0] = a.conv.stride[1] = stride;
+  a.conv.pads[0] = a.conv.pads[1] = a.conv.pads[2] = a.conv.pads[3] = pad;
+  a.conv.groups = groups;
+  return nn_graph_add_node(g, NN_OP_CONV2D, name, (int[]){x, w, bias},
+                           bias >= 0 ? 3 : 2, &a);
+}
+
+/* conv -> BN -> relu6 (relu6 an act or a clip), names from base. */
+static int mb_cbr(nn_graph *g, dlp_rng *r, const char *base, int x, int64_t o,
+                  int64_t i, int k, int stride, int pad, int groups, bool act,
+                  bool clip) {
+  char n1[64], n2[64];
+  snprintf(n1, sizeof n1, "%s_conv", base);
+  int h = mb_conv(g, r, n1, x, o, i, k, stride, pad, groups, -1);
+  const char *sfx[4] = {"gamma", "beta", "mean", "var"};
+  int bn[5] = {h};
+  for (int k2 = 0; k2 < 4; k2++) {
+    snprintf(n2, sizeof n2, "%s_bn/%s", base, sfx[k2]);
+    bn[k2 + 1] = add_rand(g, r, n2, 1, (int64_t[]){o}, k2 < 2 ? 0.2f : 0,
+                          k2 == 0 || k2 == 3 ? 1 : 0);
+  }
+  nn_node_attr a;
+  nn_node_attr_init(NN_OP_BATCHNORM, &a);
+  a.eps = 1e-3f;
+  snprintf(n2, sizeof n2, "%s_bn", base);
+  h = nn_graph_add_node(g, NN_OP_BATCHNORM, n2, bn, 5, &a);
+  if (!act) return h;
+  snprintf(n2, sizeof n2, "%s_relu", base);
+  nn_node_attr_init(clip ? NN_OP_CLIP : NN_OP_ACT, &a);
+  a.act = NN_ACT_RELU6;
+  a.clip_lo = 0;
+  a.clip_hi = 6;
+  return nn_graph_add_node(g, clip ? NN_OP_CLIP : NN_OP_ACT, n2, (int[]){h}, 1,
+                           &a);
+}
+
+/* Keras MobileNetV2 in small: zero pad (0,1,0,1) + 3x3/2 stem, an inverted
+ * residual block (1x1 expand, depthwise 3x3, 1x1 project, add), a depthwise
+ * block with multiplier 2 and stride 2 after a correct_pad-style pad, a
+ * 1x1 head conv with bias, global pool, dense. */
+static nn_graph *mb_net(uint64_t seed) {
+  dlp_rng r;
+  dlp_rng_seed(&r, seed);
+  nn_graph *g = NULL;
+  dlp_err e = {0};
+  if (nn_graph_new(&e, &g) != DLP_OK) return NULL;
+  int x = nn_graph_add_input(g, "image", 4, (int64_t[]){-1, CIN, MB_HW, MB_HW});
+  nn_node_attr a;
+  nn_node_attr_init(NN_OP_PAD, &a);
+  a.pad.pads[6] = a.pad.pads[7] = 1; /* H and W ends */
+  int h = nn_graph_add_node(g, NN_OP_PAD, "stem_pad", (int[]){x}, 1, &a);
+  h = mb_cbr(g, &r, "stem", h, 8, CIN, 3, 2, 0, 1, true, false); /* 6x6 */
+  int in = h;
+  h = mb_cbr(g, &r, "b1_expand", h, 16, 8, 1, 1, 0, 1, true, true);
+  h = mb_cbr(g, &r, "b1_dw", h, 16, 16, 3, 1, 1, 16, true, false);
+  h = mb_cbr(g, &r, "b1_project", h, 8, 16, 1, 1, 0, 1, false, false);
+  h = nn_graph_add_node(g, NN_OP_ADD, "b1_add", (int[]){in, h}, 2, NULL);
+  h = nn_graph_add_node(g, NN_OP_PAD, "b2_pad", (int[]){h}, 1, &a);
+  h = mb_cbr(g, &r, "b2_dw", h, 16, 8, 3, 2, 0, 8, true, false); /* 3x3 */
+  int wb = add_rand(g, &r, "head/bias", 1, (int64_t[]){12}, 0.1f, 0);
+  h = mb_conv(g, &r, "head", h, 12, 16, 1, 1, 0, 1, wb);
+  nn_node_attr_init(NN_OP_GLOBAL_AVGPOOL, &a);
+  a.keepdims = false;
+  h = nn_graph_add_node(g, NN_OP_GLOBAL_AVGPOOL, "gap", (int[]){h}, 1, &a);
+  int wd = add_rand(g, &r, "fc/kernel", 2, (int64_t[]){12, NCLS}, 0.5f, 0);
+  int bd = add_rand(g, &r, "fc/bias", 1, (int64_t[]){NCLS}, 0.1f, 0);
+  nn_node_attr_init(NN_OP_DENSE, &a);
+  int y = nn_graph_add_node(g, NN_OP_DENSE, "fc", (int[]){h, wd, bd}, 3, &a);
+  nn_graph_mark_output(g, y);
+  if (nn_graph_finalize(&e, g) != DLP_OK) {
+    fprintf(stderr, "finalize: %s\n", e.msg);
+    nn_graph_free(g);
+    return NULL;
+  }
+  return g;
+}
+
+/* STEPS Adam steps on batches of 8 of random 12x12 images; the losses. */
+#define MB_STEPS 4
+static nn_graph *mb_train(bool fast, int threads, double *losses) {
+  nn_graph *g = mb_net(21);
+  nn_train_cfg c;
+  nn_train_cfg_init(&c);
+  /* SGD: the update is the gradient itself (Adam would hide an error in
+   * a gradient's scale) */
+  c.optim.lr = 0.05f;
+  c.optim.momentum = 0.9f;
+  c.batch = 8;
+  c.fast = fast;
+  c.threads = threads;
+  nn_trainer *t = NULL;
+  dlp_err e = {0};
+  if (!g || nn_trainer_new(&e, g, &c, &t) != DLP_OK) {
+    fprintf(stderr, "trainer: %s\n", e.msg);
+    nn_graph_free(g);
+    return NULL;
+  }
+  int64_t numel = 8 * CIN * MB_HW * MB_HW;
+  float *x = malloc((size_t)numel * sizeof *x);
+  int32_t y[8];
+  dlp_rng r;
+  dlp_rng_seed(&r, 5);
+  for (int s = 0; s < MB_STEPS; s++) {
+    for (int64_t i = 0; i < numel; i++)
+      x[i] = (float)(2 * dlp_rng_uniform(&r) - 1);
+    for (int i = 0; i < 8; i++)
+      y[i] = (int32_t)dlp_rng_below(&r, NCLS);
+    /* the last step on a smaller batch: a second set of primitives */
+    int64_t n = s == MB_STEPS - 1 ? 5 : 8;
+    if (nn_trainer_step(&e, t, x, y, n, c.optim.lr, &losses[s], NULL) !=
+        DLP_OK) {
+      fprintf(stderr, "step: %s\n", e.msg);
+      losses[s] = NAN;
+    }
+  }
+  free(x);
+  nn_trainer_free(t);
+  return g;
+}
+
+/* Whether every constant of a is within tol of b's, relative to how far
+ * training moved it (b - init): a wrong gradient term shows in the move. */
+static bool moved_alike(const nn_graph *a, const nn_graph *b,
+                        const nn_graph *init, double tol) {
+  bool ok = true;
+  for (int v = 0; v < a->n_values; v++) {
+    if (a->values[v].kind != NN_VALUE_CONST) continue;
+    const nn_shape *s = &a->values[v].shape;
+    double diff = 0, move = 0;
+    for (int64_t i = 0; i < nn_shape_numel(s->ndim, s->dims); i++) {
+      double p = a->values[v].data[i], q = b->values[v].data[i];
+      diff = fmax(diff, fabs(p - q));
+      move = fmax(move, fabs(q - init->values[v].data[i]));
+    }
+    if (diff > tol * move + 1e-7) {
+      fprintf(stderr, "%s: differs by %g after moving %g\n", a->values[v].name,
+              diff, move);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+TEST(fast_kernels_train_like_the_reference) {
+  double lr[MB_STEPS], lf[MB_STEPS], l2[MB_STEPS], l2b[MB_STEPS];
+  nn_graph *ref = mb_train(false, 1, lr);
+  nn_graph *fast = mb_train(true, 1, lf);
+  nn_graph *two = mb_train(true, 2, l2);
+  nn_graph *two_b = mb_train(true, 2, l2b);
+  CHECK(ref && fast && two && two_b);
+  if (ref && fast && two && two_b) {
+    /* fp32 summation order differs (oneDNN's convolutions, lane sums in
+     * batch norm): differences of about 1e-6 of the values; a wrong or
+     * missing gradient term is a fraction of the move itself */
+    for (int s = 0; s < MB_STEPS; s++) {
+      CHECK(isfinite(lr[s]));
+      CHECK_NEAR(lf[s], lr[s], 1e-4 * fmax(1, fabs(lr[s])));
+      CHECK_NEAR(l2[s], lr[s], 1e-4 * fmax(1, fabs(lr[s])));
+    }
+    nn_graph *init = mb_net(21);
+    CHECK(init && moved_alike(fast, ref, init, 1e-3));
+    CHECK(init && moved_alike(two, ref, init, 1e-3));
+    nn_graph_free(init);
+    /* run to run on 2 threads: bit-identical (not across thread counts:
+     * oneDNN splits the backward-weights reductions by thread) */
+    CHECK(same_values(two, two_b));
+    for (int s = 0; s < MB_STEPS; s++)
+      CHECK(l2[s] == l2b[s]);
+  }
+  nn_graph_free(ref);
+  nn_graph_free(fast);
+  nn_graph_free(two);
+  nn_graph_free(two_b);
+}
+
 typedef struct progress_log {
   int calls, cancel_at;
   uint64_t last_done, total;
@@ -1037,6 +1229,7 @@ int main(void) {
   RUN(dropout_applies_in_training_only);
   RUN(callback_source_equals_arrays);
   RUN(progress_reports_and_cancels);
+  RUN(fast_kernels_train_like_the_reference);
   RUN(zoo_architectures_train);
   RUN(bad_input_is_refused_with_a_message);
   return test_summary();
