@@ -1009,10 +1009,11 @@ DLP_API dlp_pipeline_model *dlp_tune_result_take_model(dlp_tune_result *r);
  *
  * Perceptual hashes find the same picture at another size or in another
  * file: pHash (DCT) and dHash (gradient), 64 bits each, compared by Hamming
- * distance; dlp_hash_files hashes many files in parallel and
- * dlp_hash_match_nearest finds, for each file of one set, its nearest in
- * another (how scripts/pretrain-data.sh removes the demo's images from the
- * pretraining set).
+ * distance; dlp_hash_files hashes many files in parallel,
+ * dlp_hash_nearest finds, for each file of one set, its nearest in another
+ * (how scripts/pretrain-data.sh removes the demo's images from the
+ * pretraining set) and dlp_hash_pairs the near-duplicates within one set;
+ * `dlp dedup` is their command.
  * ------------------------------------------------------------------------ */
 
 /* What to randomise. dlp_augment_init sets the defaults given. */
@@ -1120,6 +1121,7 @@ typedef struct dlp_file_hash {
   int flat_trim;       /* 1: that box is uniform (a filled rectangle, a
                           line), so the trimmed hashes are not compared */
   uint8_t sha256[32];  /* of the file's bytes */
+  int32_t width, height; /* of the decoded image */
 } dlp_file_hash;
 
 /* Hashes n files in parallel on the context's threads into out[n]. A file
@@ -1149,6 +1151,57 @@ typedef struct dlp_hash_match {
 DLP_API DLP_MUST_CHECK int dlp_hash_match_nearest(
     dlp_ctx *ctx, const dlp_file_hash *refs, size_t n_ref,
     const dlp_file_hash *queries, size_t n_query, dlp_hash_match *out);
+
+/* Which hash and which of its variants a comparison uses, and how far
+ * apart two files may be to count as the same picture. */
+typedef enum dlp_hash_kind {
+  DLP_HASH_PHASH = 0, /* dlp_file_hash.phash (default) */
+  DLP_HASH_DHASH = 1  /* dlp_file_hash.dhash (no variants) */
+} dlp_hash_kind;
+
+typedef struct dlp_hash_cmp {
+  dlp_hash_kind kind; /* default DLP_HASH_PHASH */
+  int mirror; /* pHash: also compare with the mirrored picture; default 0 */
+  int trim;   /* pHash: also compare the trimmed hashes; default 0 */
+  int threshold; /* the largest distance that matches, 0..64; default 8 */
+} dlp_hash_cmp;
+
+DLP_API void dlp_hash_cmp_init(dlp_hash_cmp *c);
+
+/* The distance of two hashed files under c, the smallest over the variants
+ * c turns on (direct first on ties): 0 for byte-identical files (SHA-256),
+ * 65 when they cannot be compared (either failed, or either is uniform and
+ * the bytes differ). *how (may be NULL) gets the distance and the variant;
+ * its ref is left alone. */
+DLP_API int dlp_hash_distance(const dlp_hash_cmp *c, const dlp_file_hash *a,
+                              const dlp_file_hash *b, dlp_hash_match *how);
+
+/* dlp_hash_match_nearest under c: for each query, the nearest reference
+ * within c->threshold (ref SIZE_MAX and distance 65 when none), the
+ * byte-identical one first, then the lowest distance, then the lowest
+ * index. Runs on the context's threads. */
+DLP_API DLP_MUST_CHECK int dlp_hash_nearest(
+    dlp_ctx *ctx, const dlp_file_hash *refs, size_t n_ref,
+    const dlp_file_hash *queries, size_t n_query, const dlp_hash_cmp *c,
+    dlp_hash_match *out);
+
+/* Two files of one set within the threshold of each other. */
+typedef struct dlp_hash_pair {
+  size_t a, b;    /* indices, a < b */
+  dlp_hash_match m; /* distance and variant (m.ref = b) */
+} dlp_hash_pair;
+
+/* Every pair of the n files within c->threshold (the smaller of
+ * dlp_hash_distance(a, b) and (b, a): with the mirror they can differ),
+ * sorted by a then b, in
+ * *out (malloc'd, NULL when there is none; the caller frees it) and its
+ * length in *n_out. Brute force (n^2 / 2 comparisons of a few ns each:
+ * about 2 s for 30,000 files on one core, 3-5 times that with the mirror
+ * and trim variants) on the context's threads. */
+DLP_API DLP_MUST_CHECK int dlp_hash_pairs(dlp_ctx *ctx,
+                                          const dlp_file_hash *h, size_t n,
+                                          const dlp_hash_cmp *c,
+                                          dlp_hash_pair **out, size_t *n_out);
 
 /* ------------------------------------------------------------------------
  * Fine-tuning
@@ -1227,7 +1280,11 @@ typedef struct dlp_finetune_opts {
   const char *schedule; /* "cosine" (default), "constant" or "step" (x0.1
                            every epoch) */
   double val_split;     /* fraction held out for validation, default 0.2;
-                           0 = none */
+                           0 = none. Stratified: a class of n >= 2 labelled
+                           rows gives min(n - 1, max(1, round(val_split *
+                           n))) of them (halves round up), a class of one
+                           row none; which rows is a seeded shuffle's
+                           choice */
   uint64_t seed;        /* split, head initialisation, shuffles, augmentation
                            and dropout; default 0 */
   int augment;          /* 1 (default): random resized crop, flip and jitter
@@ -1256,6 +1313,7 @@ typedef struct dlp_finetune_result {
   char **classes;       /* n_classes names, sorted: output i is classes[i] */
   size_t n_classes;
   size_t n_train, n_val;
+  size_t *n_val_class;  /* validation images of each class (n_classes) */
   size_t n_skipped;     /* rows left out: no label, or an undecodable
                            image */
   char *skip_example;   /* the first undecodable image's error, or NULL */
@@ -1289,7 +1347,8 @@ DLP_API void dlp_finetune_result_clear(dlp_finetune_result *r);
  * batches in all); a cancel fails with DLP_ERR_ARG. Rows without a label,
  * or whose image cannot be decoded, are skipped (counted in n_skipped).
  * Errors: DLP_ERR_ARG (bad options, a bad head spec, fewer than 2 classes,
- * a class with no training image, cancelled), DLP_ERR_NOT_FOUND (model,
+ * a class with no training image, a training or validation loss that is
+ * not finite (training stops there, as Keras' TerminateOnNaN), cancelled), DLP_ERR_NOT_FOUND (model,
  * column, or a freeze_until / feature_layer no layer has), DLP_ERR_IO
  * (out_path or the labels file exists without overwrite),
  * DLP_ERR_UNSUPPORTED (a layer that cannot train or be saved),
@@ -1298,6 +1357,87 @@ DLP_API DLP_MUST_CHECK int dlp_finetune(dlp_ctx *ctx, const dlp_frame *f,
                                         const dlp_finetune_opts *opts,
                                         const char *out_path,
                                         dlp_finetune_result *result);
+
+/* Tuning many models (sparkdl's fitMultiple + selection): one model per
+ * parameter map, trained in parallel on the same decoded images and the
+ * same train/validation split, the best one saved:
+ *
+ *     dlp_finetune_opts maps[2];
+ *     dlp_finetune_opts_init(&maps[0]);
+ *     maps[0].model = "MobileNetV2";
+ *     maps[1] = maps[0];
+ *     maps[1].lr = 1e-4;                       // the map's own settings
+ *     dlp_finetune_grid_opts go;
+ *     dlp_finetune_grid_opts_init(&go);        // by val_loss
+ *     dlp_finetune_grid_result r;
+ *     if (dlp_finetune_grid(ctx, frame, maps, 2, &go, "best.h5", &r) ...
+ *     // r.runs[r.best]: the saved model's numbers; r.metric[i] each map's
+ *     dlp_finetune_grid_result_clear(&r);
+ *
+ * Every map is a whole dlp_finetune_opts. What decides the images and the
+ * split must be the same in all of them: model, model_file, model_dir,
+ * random_weights, weights_seed, input size, norm, feature_layer, image_col,
+ * label_col, val_split (> 0), seed, overwrite; checkpoints are refused.
+ * Any other field may vary (lr, batch_size, epochs, optimizer, momentum,
+ * weight_decay, schedule, head, freeze_until, augment, aug, patience,
+ * restore_best). A map's model is bit-identical to what dlp_finetune makes
+ * with those options and the same kernel threads, whatever the parallelism
+ * (each map runs on its own context; images are shared read-only). */
+
+/* Called after every epoch of map `map`, never by two threads at once;
+ * nonzero stops that map's training (not an error). */
+typedef int (*dlp_finetune_grid_epoch_fn)(void *user, size_t map,
+                                          const dlp_finetune_epoch *s);
+
+typedef struct dlp_finetune_grid_opts {
+  int parallelism;    /* maps trained at once; 0 (default): min(n_maps,
+                         threads of ctx). Each gets max(1, threads /
+                         parallelism) kernel threads */
+  const char *metric; /* "val_loss" (default, lowest wins) or "val_acc"
+                         (highest wins), of each map's saved epoch; ties go
+                         to the earlier map */
+  const char *const *map_paths; /* NULL, or n_maps paths (entries may be
+                                   NULL): map i's model is also saved there,
+                                   with its labels file */
+  dlp_finetune_grid_epoch_fn on_epoch; /* may be NULL; the maps' own
+                                          on_epoch are not called */
+  void *on_epoch_user;
+} dlp_finetune_grid_opts;
+
+DLP_API void dlp_finetune_grid_opts_init(dlp_finetune_grid_opts *o);
+
+/* One entry per map. Release with dlp_finetune_grid_result_clear. */
+typedef struct dlp_finetune_grid_result {
+  size_t n_maps;
+  dlp_finetune_result *runs; /* as dlp_finetune fills it; empty when the
+                                map failed. labels_path: map_paths[i]'s
+                                labels file, or NULL */
+  int *status;               /* DLP_OK or the map's error code */
+  char **errors;             /* NULL or why the map failed */
+  double *metric;            /* the selection metric; NAN when failed */
+  double *seconds;           /* wall time of the map */
+  size_t best;               /* the saved map; n_maps when all failed */
+  char *labels_path;         /* where the best model's class names went */
+  int parallelism;           /* as run */
+  int kernel_threads;        /* per map */
+} dlp_finetune_grid_result;
+
+DLP_API void dlp_finetune_grid_result_clear(dlp_finetune_grid_result *r);
+
+/* Trains maps[0..n_maps) (see above) and writes the best model to out_path
+ * (.h5) and its class names next to it. A map that fails (an error, or a
+ * loss that is not finite) is recorded in result and the others go on.
+ * Returns DLP_OK when at least one map trained; when all failed, the first
+ * failure's code with every map's reason in the message, and *result
+ * (may be NULL) still says what each map did. Errors before any training
+ * (bad arguments, maps that disagree on shared fields, a bad map's
+ * options naming the map, the data errors of dlp_finetune, existing output
+ * files without overwrite) leave *result cleared. Progress: "decoding",
+ * then "fine-tuning grid" (maps done, maps in all). */
+DLP_API DLP_MUST_CHECK int dlp_finetune_grid(
+    dlp_ctx *ctx, const dlp_frame *f, const dlp_finetune_opts *maps,
+    size_t n_maps, const dlp_finetune_grid_opts *go, const char *out_path,
+    dlp_finetune_grid_result *result);
 
 #ifdef __cplusplus
 }

@@ -673,6 +673,104 @@ int cli_ml_opt_param(const cli_opt *o, const char **param) {
 
 /* --- fine-tuning ----------------------------------------------------- */
 
+static const cli_opt dedup_opts[] = {
+    {.name = "against",
+     .kind = CLI_STR,
+     .metavar = "DIR|TABLE",
+     .help = "list the files of IN that nearly match a file of this set "
+             "(to remove them from IN) instead of grouping IN"},
+    {.name = "threshold",
+     .short_name = 't',
+     .kind = CLI_INT,
+     .metavar = "N",
+     .def = "8",
+     .min = 0,
+     .max = 64,
+     .help = "the largest Hamming distance (bits of 64) that counts as the "
+             "same picture"},
+    {.name = "hash",
+     .kind = CLI_STR,
+     .metavar = "H",
+     .def = "phash",
+     .help = "phash (DCT, as imagehash) or dhash (gradient)"},
+    {.name = "variants",
+     .kind = CLI_STR,
+     .metavar = "LIST",
+     .def = "none",
+     .help = "pHash also compared with the left-right mirror (mirror) and "
+             "between the drawings' bounding boxes, white margins cut "
+             "(trim): mirror, trim, mirror,trim or none"},
+    {.name = "recursive",
+     .short_name = 'r',
+     .kind = CLI_FLAG,
+     .help = "descend into sub-folders"},
+    {.name = "extensions",
+     .kind = CLI_STR,
+     .metavar = "LIST",
+     .def = "jpg,jpeg,png,gif,bmp,webp",
+     .help = "file extensions to take from folders, comma-separated"},
+    {.name = "follow-links",
+     .kind = CLI_FLAG,
+     .help = "take symbolic links to files too (default: skipped, as fdupes "
+             "does, so a file linked twice counts once)"},
+    {.name = "input-col",
+     .kind = CLI_STR,
+     .metavar = "COL",
+     .def = "image",
+     .help = "a table's image column, or a column of file paths"},
+    {.name = "keep",
+     .kind = CLI_STR,
+     .metavar = "RULE",
+     .def = "first",
+     .help = "which file of a group to keep: first (in path or row order) or "
+             "largest (most pixels; the first on ties)"},
+    {.name = "remove-blank",
+     .kind = CLI_FLAG,
+     .help = "also remove uniform images (one colour: their hashes say "
+             "nothing, so they otherwise match only identical files)"},
+    {.name = "out",
+     .short_name = 'o',
+     .kind = CLI_STR,
+     .metavar = "FILE",
+     .help = "the table of duplicates: .csv, .jsonl or .db/.sqlite (path, "
+             "match_path, distance, how, group, keep)"},
+    {.name = "list-remove",
+     .kind = CLI_STR,
+     .metavar = "FILE",
+     .help = "write the paths to remove, one a line ('-': standard output)"},
+    {.name = "list-keep",
+     .kind = CLI_STR,
+     .metavar = "FILE",
+     .help = "write the readable files of IN that are kept, one a line "
+             "('-': standard output)"},
+    {.name = "json",
+     .kind = CLI_FLAG,
+     .help = "print the summary as one JSON object on standard output"},
+    {.name = "table",
+     .kind = CLI_STR,
+     .metavar = "NAME",
+     .help = "SQLite table of --out [default: frame]"},
+    {.name = "overwrite",
+     .short_name = 'f',
+     .kind = CLI_FLAG,
+     .help = "replace existing output files"},
+    {.name = "threads",
+     .short_name = 'j',
+     .kind = CLI_INT,
+     .metavar = "N",
+     .min = 1,
+     .max = 4096,
+     .help = "worker threads [default: one per CPU]"},
+    {.name = "max-pixels",
+     .kind = CLI_U64,
+     .metavar = "N",
+     .help = "skip larger images as unreadable [default: 178956970, as PIL]"},
+    {.name = "quiet",
+     .short_name = 'q',
+     .kind = CLI_FLAG,
+     .help = "no summary or progress on stderr (warnings still)"},
+    {NULL}};
+
 static const cli_opt finetune_opts[] = {
     OPT_ML_INPUT,
     {.name = "model",
@@ -779,6 +877,12 @@ static const cli_opt finetune_opts[] = {
      .kind = CLI_FLAG,
      .help = "train on whole resized images (default: random resized crop, "
              "flip, colour jitter)"},
+    {.name = "crop-scale",
+     .kind = CLI_STR,
+     .metavar = "MIN,MAX",
+     .def = "0.08,1",
+     .help = "the random crop's area as a fraction of the image's "
+             "(torchvision's RandomResizedCrop scale; 0 < MIN <= MAX <= 1)"},
     {.name = "patience",
      .kind = CLI_INT,
      .metavar = "N",
@@ -812,6 +916,37 @@ static const cli_opt finetune_opts[] = {
      .kind = CLI_STR,
      .metavar = "FILE",
      .help = "write the validation images' class probabilities (CSV)"},
+    {.name = "grid",
+     .short_name = 'g',
+     .kind = CLI_STR,
+     .metavar = "SPEC",
+     .help = "train one model per combination: 'lr=1e-3,1e-4;batch=16,32' "
+             "(keys: lr, batch, epochs, optimizer, weight-decay, momentum, "
+             "head, freeze-until, schedule, patience; ';' separates keys, "
+             "'|' the values of head); the best is saved to --out"},
+    {.name = "parallelism",
+     .short_name = 'p',
+     .kind = CLI_INT,
+     .metavar = "N",
+     .min = 1,
+     .max = 1024,
+     .help = "with --grid: models trained at once, each on threads/N "
+             "threads [default: min(combinations, threads)]"},
+    {.name = "metric",
+     .kind = CLI_STR,
+     .metavar = "M",
+     .def = "val_loss",
+     .help = "with --grid: what picks the best: val_loss (lowest) or val_acc "
+             "(highest), of each model's saved epoch"},
+    {.name = "grid-out",
+     .kind = CLI_STR,
+     .metavar = "DIR",
+     .help = "with --grid: also save every model there, named by its "
+             "parameters"},
+    {.name = "json",
+     .kind = CLI_FLAG,
+     .help = "with --grid: print the results as JSON on stdout (epoch lines "
+             "go to stderr)"},
     OPT_ML_THREADS,
     OPT_QUIET,
     {NULL}};
@@ -1018,14 +1153,18 @@ const cli_cmd cli_commands[] = {
          "model ending in a softmax, which 'dlp predict/apply --model-file'\n"
          "run (with the --preprocess it prints), and the class names in\n"
          "output order to MODEL.labels.json. Invalid images are left out\n"
-         "with a warning.",
+         "with a warning. --grid trains one model per combination of its\n"
+         "values, in parallel, on the same decoded images and split, prints\n"
+         "a table of their validation metrics and saves the best.",
      .positional = {"IN"},
      .npos_min = 0,
      .npos_max = 1,
      .opts = finetune_opts,
      .example = "dlp finetune --images flowers --model MobileNetV2 --head "
                 "dense:256,dropout:0.5\n    --epochs 5 --lr 0.001 --out "
-                "flowers.h5",
+                "flowers.h5\n  dlp finetune --images flowers --model "
+                "MobileNetV2 --grid 'lr=1e-3,1e-4;batch=16,32'\n    "
+                "--grid-out runs --out best.h5",
      .exit_codes =
          "  3  --fail-on-error was given and some images were invalid\n",
      .run = cli_cmd_finetune},
@@ -1061,6 +1200,30 @@ const cli_cmd cli_commands[] = {
      .example = "dlp sql pics.db \"SELECT path, dlp_predict('MobileNetV2', "
                 "path, 1) FROM pics\"",
      .run = cli_cmd_sql},
+    {.name = "dedup",
+     .summary = "find near-duplicate images (perceptual hash)",
+     .usage = "IN [--against DIR|TABLE] [options]",
+     .description =
+         "Hashes every image of IN (a folder, or a table with an image or\n"
+         "path column) and pairs those within --threshold bits. Without\n"
+         "--against, pairs are joined into groups (A~B and B~C make one\n"
+         "group) and --keep picks the one file of each group to keep. With\n"
+         "--against, every file of IN whose nearest image in the second set\n"
+         "is within the threshold is to be removed. Byte-identical files\n"
+         "always match (distance 0). Unreadable files are skipped with a\n"
+         "warning. Without --out, --list-remove, --list-keep or --json the\n"
+         "table is printed on standard output.",
+     .positional = {"IN"},
+     .npos_min = 1,
+     .npos_max = 1,
+     .opts = dedup_opts,
+     .example =
+         "dlp dedup photos -r\n"
+         "  dlp dedup photos -r --keep largest --out dups.csv "
+         "--list-remove rm.txt\n"
+         "  dlp dedup clipart -r --against stamps --variants mirror,trim "
+         "--list-keep clean.txt",
+     .run = cli_cmd_dedup},
     {.name = "version",
      .summary = "print the versions of dlp and of the library",
      .usage = "",

@@ -187,6 +187,7 @@ int cli_cmd_transform(const cli_args *a);
 int cli_cmd_evaluate(const cli_args *a);
 int cli_cmd_tune(const cli_args *a);
 int cli_cmd_finetune(const cli_args *a);
+int cli_cmd_dedup(const cli_args *a);
 
 /* args.c: builds the options of fit and tune from the parameter
  * descriptions of LogisticRegression (dlp_stage_class_params), once, before

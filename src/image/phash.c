@@ -227,10 +227,6 @@ int dlp_image_dhash(dlp_ctx *ctx, const dlp_image *img, uint64_t *out) {
   return ph_image(ctx, img, PH_DHASH, out);
 }
 
-int dlp_hamming64(uint64_t a, uint64_t b) {
-  return __builtin_popcountll(a ^ b);
-}
-
 /* ---- files --------------------------------------------------------------- */
 
 int dlp_img_hash_image(dlp_err *e, const dlp_image *img, dlp_file_hash *out) {
@@ -243,6 +239,8 @@ int dlp_img_hash_image(dlp_err *e, const dlp_image *img, dlp_file_hash *out) {
   if (rc == DLP_OK)
     rc = ph_phash(e, &t, &out->phash_trim, &out->phash_trim_mirror,
                   &out->flat_trim);
+  out->width = img ? img->width : 0;
+  out->height = img ? img->height : 0;
   free(pl.own);
   out->status = rc;
   return rc;
@@ -315,49 +313,234 @@ int dlp_hash_files(dlp_ctx *ctx, const char *const *paths, size_t n,
 
 /* ---- matching ------------------------------------------------------------ */
 
+void dlp_hash_cmp_init(dlp_hash_cmp *c) {
+  memset(c, 0, sizeof *c);
+  c->kind = DLP_HASH_PHASH;
+  c->threshold = 8;
+}
+
+static int ph_same_bytes(const dlp_file_hash *a, const dlp_file_hash *b) {
+  uint64_t ha, hb; /* the first 8 bytes of the SHA-256 rule out most pairs */
+  memcpy(&ha, a->sha256, sizeof ha);
+  memcpy(&hb, b->sha256, sizeof hb);
+  return ha == hb && memcmp(a->sha256, b->sha256, sizeof a->sha256) == 0;
+}
+
+/* The comparison loops are compiled twice on x86-64, with and without the
+ * POPCNT instruction (picked when the library loads): without it every
+ * popcount is a libgcc call and a pair costs several times more. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PH_HOT __attribute__((target_clones("popcnt", "default")))
+#else
+#define PH_HOT
+#endif
+
+static inline int ph_ham(uint64_t a, uint64_t b) {
+  return __builtin_popcountll(a ^ b);
+}
+
+int dlp_hamming64(uint64_t a, uint64_t b) { return ph_ham(a, b); }
+
+/* dlp_hash_distance into *m (all but m->ref), inlined in the loops. With
+ * both, also b's mirror against a (the mirrored hashes make the distance
+ * one-sided: the median of the mirrored coefficients is not the other
+ * image's); the order of the candidates decides ties. */
+static inline int ph_distance(const dlp_hash_cmp *c, const dlp_file_hash *a,
+                              const dlp_file_hash *b, int both,
+                              dlp_hash_match *m) {
+  m->distance = 65;
+  m->mirrored = m->trimmed = m->same_bytes = 0;
+  if (a->status != DLP_OK || b->status != DLP_OK) return 65;
+  if (ph_same_bytes(a, b)) {
+    m->same_bytes = 1;
+    return m->distance = 0;
+  }
+  if (a->flat || b->flat) return 65;
+  if (c->kind == DLP_HASH_DHASH)
+    return m->distance = ph_ham(a->dhash, b->dhash);
+  int trim = c->trim && !a->flat_trim && !b->flat_trim;
+  int mir = c->mirror ? 1 + both : 0; /* mirrored candidates per hash */
+  /* direct, mirrored, trimmed, trimmed and mirrored, then b's mirrors */
+  const int d[6] = {
+      ph_ham(a->phash, b->phash),
+      mir ? ph_ham(a->phash_mirror, b->phash) : 65,
+      trim ? ph_ham(a->phash_trim, b->phash_trim) : 65,
+      trim && mir ? ph_ham(a->phash_trim_mirror, b->phash_trim) : 65,
+      mir > 1 ? ph_ham(b->phash_mirror, a->phash) : 65,
+      trim && mir > 1 ? ph_ham(b->phash_trim_mirror, a->phash_trim) : 65};
+  static const unsigned char mirrored[6] = {0, 1, 0, 1, 1, 1};
+  static const unsigned char trimmed[6] = {0, 0, 1, 1, 0, 1};
+  for (int k = 0; k < 6; k++)
+    if (d[k] < m->distance) {
+      m->distance = d[k];
+      m->mirrored = mirrored[k];
+      m->trimmed = trimmed[k];
+    }
+  return m->distance;
+}
+
+int dlp_hash_distance(const dlp_hash_cmp *c, const dlp_file_hash *a,
+                      const dlp_file_hash *b, dlp_hash_match *how) {
+  dlp_hash_match m = {how ? how->ref : SIZE_MAX, 65, 0, 0, 0};
+  ph_distance(c, a, b, 0, &m);
+  if (how) *how = m;
+  return m.distance;
+}
+
 /* Brute force: a few ns per pair (XOR + popcount, 8 bytes of SHA-256), so
  * 8,000 x 800 pairs take tens of milliseconds next to the minute spent
  * decoding the files; an index (BK-tree, multi-index hashing) would only
  * pay off for sets a hundred times larger. */
-static dlp_hash_match ph_nearest(const dlp_file_hash *refs, size_t n_ref,
-                                 const dlp_file_hash *q) {
-  dlp_hash_match m = {SIZE_MAX, 65, 0, 0, 0};
-  if (q->status != DLP_OK) return m;
-  uint64_t qhead; /* the first 8 bytes of the SHA-256 rule out most pairs */
-  memcpy(&qhead, q->sha256, sizeof qhead);
-  for (size_t r = 0; r < n_ref; r++) {
-    if (refs[r].status != DLP_OK) continue;
-    uint64_t head;
-    memcpy(&head, refs[r].sha256, sizeof head);
-    if (head == qhead &&
-        memcmp(refs[r].sha256, q->sha256, sizeof q->sha256) == 0) {
-      dlp_hash_match same = {r, 0, 0, 0, 1};
-      return same;
-    }
-    if (q->flat || refs[r].flat) continue;
-    /* direct, mirrored, trimmed, trimmed and mirrored */
-    const int d[4] = {dlp_hamming64(q->phash, refs[r].phash),
-                      dlp_hamming64(q->phash_mirror, refs[r].phash),
-                      dlp_hamming64(q->phash_trim, refs[r].phash_trim),
-                      dlp_hamming64(q->phash_trim_mirror, refs[r].phash_trim)};
-    int kinds = q->flat_trim || refs[r].flat_trim ? 2 : 4;
-    for (int k = 0; k < kinds; k++)
-      if (d[k] < m.distance) {
-        m.ref = r;
-        m.distance = d[k];
-        m.mirrored = k & 1;
-        m.trimmed = k >> 1;
-      }
+PH_HOT static dlp_hash_match ph_nearest(const dlp_hash_cmp *c,
+                                        const dlp_file_hash *refs, size_t n_ref,
+                                        const dlp_file_hash *q) {
+  dlp_hash_match best = {SIZE_MAX, 65, 0, 0, 0};
+  for (size_t r = 0; r < n_ref && q->status == DLP_OK; r++) {
+    dlp_hash_match m = {r, 65, 0, 0, 0};
+    ph_distance(c, q, &refs[r], 0, &m);
+    if (m.same_bytes) return m;
+    if (m.distance <= c->threshold && m.distance < best.distance) best = m;
   }
-  return m;
+  return best;
+}
+
+typedef struct ph_near_job {
+  const dlp_hash_cmp *c;
+  const dlp_file_hash *refs, *queries;
+  size_t n_ref;
+  dlp_hash_match *out;
+} ph_near_job;
+
+static void ph_near_one(size_t i, void *user, int worker) {
+  (void)worker;
+  ph_near_job *j = user;
+  j->out[i] = ph_nearest(j->c, j->refs, j->n_ref, &j->queries[i]);
+}
+
+static int ph_cmp_check(dlp_ctx *ctx, const dlp_hash_cmp *c) {
+  if (!c) return dlp_fail(ctx, DLP_ERR_ARG, "hash compare: options are NULL");
+  if (c->kind != DLP_HASH_PHASH && c->kind != DLP_HASH_DHASH)
+    return dlp_fail(ctx, DLP_ERR_ARG, "hash compare: unknown hash kind %d",
+                    (int)c->kind);
+  if (c->threshold < 0 || c->threshold > 64)
+    return dlp_fail(ctx, DLP_ERR_ARG,
+                    "hash compare: threshold %d is not in 0..64", c->threshold);
+  if (c->kind == DLP_HASH_DHASH && (c->mirror || c->trim))
+    return dlp_fail(ctx, DLP_ERR_ARG,
+                    "hash compare: the mirror and trim "
+                    "variants are pHash's only");
+  return DLP_OK;
+}
+
+int dlp_hash_nearest(dlp_ctx *ctx, const dlp_file_hash *refs, size_t n_ref,
+                     const dlp_file_hash *queries, size_t n_query,
+                     const dlp_hash_cmp *c, dlp_hash_match *out) {
+  if ((n_ref && !refs) || (n_query && (!queries || !out)))
+    return dlp_fail(ctx, DLP_ERR_ARG, "hash match: an array is NULL");
+  int rc = ph_cmp_check(ctx, c);
+  if (rc != DLP_OK) return rc;
+  ph_near_job j = {c, refs, queries, n_ref, out};
+  if (!dlp_parallel_for(n_query, dlp_ctx_threads(ctx), ph_near_one, &j, ctx,
+                        "matching"))
+    return dlp_fail(ctx, DLP_ERR_ARG, "cancelled");
+  return dlp_ok(ctx);
 }
 
 int dlp_hash_match_nearest(dlp_ctx *ctx, const dlp_file_hash *refs,
                            size_t n_ref, const dlp_file_hash *queries,
                            size_t n_query, dlp_hash_match *out) {
-  if ((n_ref && !refs) || (n_query && (!queries || !out)))
-    return dlp_fail(ctx, DLP_ERR_ARG, "hash match: an array is NULL");
-  for (size_t i = 0; i < n_query; i++)
-    out[i] = ph_nearest(refs, n_ref, &queries[i]);
-  return dlp_ok(ctx);
+  dlp_hash_cmp c;
+  dlp_hash_cmp_init(&c);
+  c.mirror = c.trim = 1;
+  c.threshold = 64;
+  return dlp_hash_nearest(ctx, refs, n_ref, queries, n_query, &c, out);
+}
+
+/* ---- pairs within one set ------------------------------------------------ */
+
+/* The pairs (i, j > i) of each i, gathered per row so that the workers
+ * never share a buffer and the result comes out sorted. */
+typedef struct ph_row_pairs {
+  dlp_hash_pair *p;
+  size_t n, cap;
+  int nomem;
+} ph_row_pairs;
+
+typedef struct ph_pairs_job {
+  const dlp_hash_cmp *c;
+  const dlp_file_hash *h;
+  size_t n;
+  ph_row_pairs *rows;
+} ph_pairs_job;
+
+PH_HOT static void ph_pairs_row(size_t i, void *user, int worker) {
+  (void)worker;
+  ph_pairs_job *j = user;
+  ph_row_pairs *r = &j->rows[i];
+  if (j->h[i].status != DLP_OK) return;
+  for (size_t k = i + 1; k < j->n; k++) {
+    dlp_hash_match m = {k, 65, 0, 0, 0};
+    if (ph_distance(j->c, &j->h[i], &j->h[k], 1, &m) > j->c->threshold)
+      continue;
+    if (r->n == r->cap) {
+      size_t cap = r->cap ? 2 * r->cap : 4;
+      dlp_hash_pair *p = realloc(r->p, cap * sizeof *p);
+      if (!p) {
+        r->nomem = 1;
+        return;
+      }
+      r->p = p;
+      r->cap = cap;
+    }
+    r->p[r->n++] = (dlp_hash_pair){i, k, m};
+  }
+}
+
+/* Concatenates the rows into one array (freeing them). */
+static int ph_pairs_join(dlp_ctx *ctx, ph_row_pairs *rows, size_t n,
+                         dlp_hash_pair **out, size_t *n_out) {
+  size_t total = 0;
+  int nomem = 0;
+  for (size_t i = 0; i < n; i++) {
+    total += rows[i].n;
+    nomem |= rows[i].nomem;
+  }
+  dlp_hash_pair *all = !nomem && total ? malloc(total * sizeof *all) : NULL;
+  if (total && !all) nomem = 1;
+  size_t at = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (all && rows[i].n) memcpy(all + at, rows[i].p, rows[i].n * sizeof *all);
+    at += rows[i].n;
+    free(rows[i].p);
+  }
+  if (nomem)
+    return dlp_fail(ctx, DLP_ERR_NOMEM, "hash pairs: no memory for %zu pairs",
+                    total);
+  *out = all;
+  *n_out = total;
+  return DLP_OK;
+}
+
+int dlp_hash_pairs(dlp_ctx *ctx, const dlp_file_hash *h, size_t n,
+                   const dlp_hash_cmp *c, dlp_hash_pair **out, size_t *n_out) {
+  if (!out || !n_out || (n && !h))
+    return dlp_fail(ctx, DLP_ERR_ARG, "hash pairs: an argument is NULL");
+  *out = NULL;
+  *n_out = 0;
+  int rc = ph_cmp_check(ctx, c);
+  if (rc != DLP_OK || n == 0) return rc == DLP_OK ? dlp_ok(ctx) : rc;
+  ph_row_pairs *rows = calloc(n, sizeof *rows);
+  if (!rows) return dlp_fail(ctx, DLP_ERR_NOMEM, "hash pairs: no memory");
+  ph_pairs_job j = {c, h, n, rows};
+  int done = dlp_parallel_for(n, dlp_ctx_threads(ctx), ph_pairs_row, &j, ctx,
+                              "comparing");
+  rc = ph_pairs_join(ctx, rows, n, out, n_out);
+  free(rows);
+  if (rc == DLP_OK && !done) {
+    free(*out);
+    *out = NULL;
+    *n_out = 0;
+    return dlp_fail(ctx, DLP_ERR_ARG, "cancelled");
+  }
+  return rc == DLP_OK ? dlp_ok(ctx) : rc;
 }

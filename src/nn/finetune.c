@@ -3,7 +3,9 @@
  * model. Images are decoded once into a cache (training ones a little larger
  * than the input, for augmentation; validation ones at the input size,
  * exactly as inference resizes) because decoding would otherwise cost more
- * than training the head. */
+ * than training the head. dlp_finetune_grid trains one model per parameter
+ * map on one such cache (read-only, shared by the worker threads) and keeps
+ * the best in memory, so that only the winner is written to the output. */
 #include "image/image.h"
 #include "keras.h"
 #include "models.h"
@@ -12,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +31,27 @@ typedef struct ft_layer {
   float rate; /* dropout */
 } ft_layer;
 
-/* The run's state. */
+/* The decoded images and the split: made once, read by every run (of a
+ * grid too, from several threads at once). Training samples first. */
+typedef struct ft_data {
+  dlp_image **img;
+  int32_t *label;
+  size_t *row;
+  size_t n_train, n_val;
+  char **classes; /* sorted */
+  size_t n_classes;
+  size_t *n_val_class;
+  size_t n_skipped;
+  char *skip_example;
+  dlp_preprocess pp; /* the size the cache was made for */
+} ft_data;
+
+/* One model's state. */
 typedef struct ft_run {
-  dlp_ctx *ctx;
+  dlp_ctx *ctx; /* errors and progress: the caller's, or a grid worker's */
   const dlp_finetune_opts *o;
   dlp_finetune_result *r;
+  const ft_data *d;
   nn_graph *g;
   const nn_zoo_entry *zoo;
   dlp_preprocess pp;   /* input size, norm, NCHW */
@@ -44,14 +63,14 @@ typedef struct ft_run {
   char dropout_names[FT_MAX_HEAD][32];
   char pred_name[32]; /* the final layer: "predictions" unless taken */
   int n_dropout;
-  /* Samples: cached images and their class; train first, then val. */
-  dlp_image **img;
-  int32_t *label;
-  size_t *row;
-  size_t n_train, n_val;
   nn_trainer *t;
   uint64_t steps_done, steps_total;
   double epoch_start;
+  int bad_epoch; /* the first epoch whose loss was not finite, or -1 */
+  int threads;   /* kernel threads */
+  /* In a grid: the map's index and the grid (for the epoch callback). */
+  size_t map;
+  struct ft_grid *grid;
 } ft_run;
 
 void dlp_finetune_opts_init(dlp_finetune_opts *o) {
@@ -81,6 +100,7 @@ void dlp_finetune_result_clear(dlp_finetune_result *r) {
   free(r->labels_path);
   free(r->val_rows);
   free(r->val_probs);
+  free(r->n_val_class);
   memset(r, 0, sizeof *r);
 }
 
@@ -425,7 +445,7 @@ static int ft_cmp_str(const void *a, const void *b) {
 
 /* The sorted distinct labels of the rows that have an image and a label. */
 static int ft_classes(dlp_ctx *ctx, const dlp_frame *f, size_t ic, size_t lc,
-                      dlp_finetune_result *r, size_t **rows, size_t *n_rows) {
+                      ft_data *d, size_t **rows, size_t *n_rows) {
   size_t n = dlp_frame_nrows(f), k = 0;
   *rows = dlp_malloc_array(n + 1, sizeof **rows);
   char **names = dlp_malloc_array(n + 1, sizeof *names);
@@ -436,7 +456,7 @@ static int ft_classes(dlp_ctx *ctx, const dlp_frame *f, size_t ic, size_t lc,
   for (size_t i = 0; i < n; i++) {
     const char *s;
     if (dlp_frame_is_null(f, ic, i) || !dlp_frame_get_string(f, lc, i, &s)) {
-      r->n_skipped++;
+      d->n_skipped++;
       continue;
     }
     names[k] = (char *)s;
@@ -448,12 +468,14 @@ static int ft_classes(dlp_ctx *ctx, const dlp_frame *f, size_t ic, size_t lc,
   for (size_t i = 0; i < k; i++)
     if (u == 0 || strcmp(names[u - 1], names[i]) != 0) names[u++] = names[i];
   int rc = DLP_OK;
-  r->classes = dlp_calloc_array(u + 1, sizeof *r->classes);
-  for (size_t i = 0; r->classes && i < u; i++)
-    if (!(r->classes[r->n_classes++] = dlp_strdup(names[i])))
+  d->classes = dlp_calloc_array(u + 1, sizeof *d->classes);
+  d->n_val_class = dlp_calloc_array(u + 1, sizeof *d->n_val_class);
+  for (size_t i = 0; d->classes && i < u; i++)
+    if (!(d->classes[d->n_classes++] = dlp_strdup(names[i])))
       rc = dlp_fail(ctx, DLP_ERR_NOMEM, "fine-tune: no memory");
   free(names);
-  if (!r->classes) return dlp_fail(ctx, DLP_ERR_NOMEM, "fine-tune: no memory");
+  if (!d->classes || !d->n_val_class)
+    return dlp_fail(ctx, DLP_ERR_NOMEM, "fine-tune: no memory");
   if (rc == DLP_OK && u < 2)
     rc = dlp_fail(ctx, DLP_ERR_ARG,
                   "fine-tune: %zu class%s among %zu "
@@ -462,11 +484,11 @@ static int ft_classes(dlp_ctx *ctx, const dlp_frame *f, size_t ic, size_t lc,
   return rc;
 }
 
-static int32_t ft_class_of(const dlp_finetune_result *r, const char *s) {
-  size_t lo = 0, hi = r->n_classes;
+static int32_t ft_class_of(const ft_data *d, const char *s) {
+  size_t lo = 0, hi = d->n_classes;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    int c = strcmp(r->classes[mid], s);
+    int c = strcmp(d->classes[mid], s);
     if (c == 0) return (int32_t)mid;
     if (c < 0)
       lo = mid + 1;
@@ -479,13 +501,13 @@ static int32_t ft_class_of(const dlp_finetune_result *r, const char *s) {
 /* Decodes row `row` into the cache: a training image scaled (never up) so
  * that it still covers FT_CACHE_MARGIN times the input with its aspect
  * kept; a validation image resized to the input as inference does. */
-static int ft_decode(ft_run *run, const dlp_frame *f, size_t ic, size_t row,
-                     bool val, dlp_image **out) {
+static int ft_decode(dlp_ctx *ctx, const dlp_preprocess *pp, const dlp_frame *f,
+                     size_t ic, size_t row, bool val, dlp_image **out) {
   dlp_image *img = NULL;
   *out = NULL;
-  int rc = dlp_frame_get_image(run->ctx, f, ic, row, NULL, &img);
+  int rc = dlp_frame_get_image(ctx, f, ic, row, NULL, &img);
   if (rc != DLP_OK) return rc;
-  int32_t w = run->pp.width, h = run->pp.height;
+  int32_t w = pp->width, h = pp->height;
   if (!val) {
     double s = fmax(FT_CACHE_MARGIN * w / img->width,
                     FT_CACHE_MARGIN * h / img->height);
@@ -496,62 +518,141 @@ static int ft_decode(ft_run *run, const dlp_frame *f, size_t ic, size_t row,
     w = (int32_t)ceil(img->width * s);
     h = (int32_t)ceil(img->height * s);
   }
-  rc = dlp_image_resize(run->ctx, img, w, h, run->pp.filter, out);
+  rc = dlp_image_resize(ctx, img, w, h, pp->filter, out);
   dlp_image_free(img);
   return rc;
 }
 
-/* Splits the labelled rows (a seeded shuffle, the first val_split part for
- * validation) and fills the cache; undecodable images are skipped. */
-static int ft_load_images(ft_run *run, const dlp_frame *f, size_t ic, size_t lc,
+/* Validation rows per class: none for a class of one row, else
+ * round(frac * n) (halves up) but at least one and at most n - 1, so every
+ * class keeps a training row and shows up in validation. */
+static size_t ft_val_quota(double frac, size_t n) {
+  if (frac <= 0 || n < 2) return 0;
+  size_t k = (size_t)floor(frac * (double)n + 0.5);
+  return k < 1 ? 1 : k > n - 1 ? n - 1 : k;
+}
+
+/* Stratified split of the labelled rows: a seeded shuffle, then in that
+ * order the first quota rows of each class validate. rows becomes the
+ * training rows (shuffled order) followed by the *n_val validation rows;
+ * cls[i] is the class of rows[i]. */
+static int ft_split(dlp_ctx *ctx, ft_data *d, double frac, uint64_t seed,
+                    size_t *rows, int32_t *cls, size_t n, size_t *n_val) {
+  size_t *want = dlp_calloc_array(d->n_classes, sizeof *want);
+  size_t *tmp = dlp_malloc_array(n + 1, sizeof *tmp);
+  int32_t *tcls = dlp_malloc_array(n + 1, sizeof *tcls);
+  int rc = want && tmp && tcls
+               ? DLP_OK
+               : dlp_fail(ctx, DLP_ERR_NOMEM, "fine-tune: no memory");
+  /* The shuffle moves (row, class) pairs together: shuffle indices. */
+  for (size_t i = 0; rc == DLP_OK && i < n; i++)
+    tmp[i] = i;
+  if (rc == DLP_OK) dlp_shuffle(tmp, n, sizeof *tmp, seed);
+  for (size_t i = 0; rc == DLP_OK && i < n; i++)
+    want[cls[i]]++;
+  for (size_t c = 0; rc == DLP_OK && c < d->n_classes; c++)
+    want[c] = ft_val_quota(frac, want[c]);
+  size_t nt = 0, nv = 0;
+  size_t *order = rc == DLP_OK ? dlp_malloc_array(n + 1, sizeof *order) : NULL;
+  if (rc == DLP_OK && !order)
+    rc = dlp_fail(ctx, DLP_ERR_NOMEM, "fine-tune: no memory");
+  for (size_t c = 0; rc == DLP_OK && c < d->n_classes; c++)
+    nv += want[c];
+  for (size_t k = 0; rc == DLP_OK && k < n; k++) {
+    size_t i = tmp[k];
+    bool val = want[cls[i]] > 0;
+    if (val) want[cls[i]]--;
+    order[val ? (n - nv) + (k - nt) : nt] = i;
+    nt += !val;
+  }
+  for (size_t k = 0; rc == DLP_OK && k < n; k++) {
+    tmp[k] = rows[order[k]];
+    tcls[k] = cls[order[k]];
+  }
+  if (rc == DLP_OK) {
+    memcpy(rows, tmp, n * sizeof *rows);
+    memcpy(cls, tcls, n * sizeof *cls);
+    *n_val = nv;
+  }
+  free(order);
+  free(want);
+  free(tmp);
+  free(tcls);
+  return rc;
+}
+
+/* Splits the labelled rows and fills the cache; undecodable images are
+ * skipped. */
+static int ft_load_images(dlp_ctx *ctx, ft_data *d, const dlp_finetune_opts *o,
+                          const dlp_frame *f, size_t ic, size_t lc,
                           size_t *rows, size_t n) {
-  dlp_finetune_result *r = run->r;
-  dlp_shuffle(rows, n, sizeof *rows, run->o->seed);
-  size_t n_val = (size_t)floor(run->o->val_split * (double)n + 0.5);
-  run->img = dlp_calloc_array(n + 1, sizeof *run->img);
-  run->label = dlp_malloc_array(n + 1, sizeof *run->label);
-  run->row = dlp_malloc_array(n + 1, sizeof *run->row);
-  if (!run->img || !run->label || !run->row)
-    return dlp_fail(run->ctx, DLP_ERR_NOMEM, "fine-tune: no memory");
-  /* Training rows are stored first: rows[n_val..n), then rows[0..n_val). */
-  for (size_t k = 0; k < n; k++) {
+  int32_t *cls = dlp_malloc_array(n + 1, sizeof *cls);
+  d->img = dlp_calloc_array(n + 1, sizeof *d->img);
+  d->label = dlp_malloc_array(n + 1, sizeof *d->label);
+  d->row = dlp_malloc_array(n + 1, sizeof *d->row);
+  if (!cls || !d->img || !d->label || !d->row) {
+    free(cls);
+    return dlp_fail(ctx, DLP_ERR_NOMEM, "fine-tune: no memory");
+  }
+  for (size_t i = 0; i < n; i++) {
+    const char *s = NULL;
+    (void)dlp_frame_get_string(f, lc, rows[i], &s);
+    cls[i] = ft_class_of(d, s);
+  }
+  size_t n_val = 0;
+  int rc = ft_split(ctx, d, o->val_split, o->seed, rows, cls, n, &n_val);
+  for (size_t k = 0; rc == DLP_OK && k < n; k++) {
     bool val = k >= n - n_val;
-    size_t row = rows[val ? k - (n - n_val) : k + n_val];
-    size_t at = run->n_train + run->n_val;
-    int rc = ft_decode(run, f, ic, row, val, &run->img[at]);
-    if (rc == DLP_ERR_NOMEM) return rc;
+    size_t at = d->n_train + d->n_val;
+    rc = ft_decode(ctx, &d->pp, f, ic, rows[k], val, &d->img[at]);
+    if (rc == DLP_ERR_NOMEM) break;
     if (rc != DLP_OK) {
-      r->n_skipped++;
-      if (!r->skip_example) r->skip_example = dlp_strdup(dlp_errmsg(run->ctx));
+      d->n_skipped++;
+      if (!d->skip_example) d->skip_example = dlp_strdup(dlp_errmsg(ctx));
+      rc = DLP_OK;
     } else {
-      const char *s = NULL;
-      (void)dlp_frame_get_string(f, lc, row, &s);
-      run->label[at] = ft_class_of(r, s);
-      run->row[at] = row;
-      *(val ? &run->n_val : &run->n_train) += 1;
+      d->label[at] = cls[k];
+      d->row[at] = rows[k];
+      *(val ? &d->n_val : &d->n_train) += 1;
+      if (val) d->n_val_class[cls[k]]++;
     }
-    if (dlp_progress(run->ctx, "decoding", k + 1, n, k + 1 == n))
-      return dlp_fail(run->ctx, DLP_ERR_ARG, "cancelled");
+    if (dlp_progress(ctx, "decoding", k + 1, n, k + 1 == n))
+      rc = dlp_fail(ctx, DLP_ERR_ARG, "cancelled");
+  }
+  free(cls);
+  return rc;
+}
+
+/* Every class needs a training image. */
+static int ft_check_train_classes(dlp_ctx *ctx, const ft_data *d,
+                                  double val_split) {
+  for (size_t c = 0; c < d->n_classes; c++) {
+    size_t k = 0;
+    while (k < d->n_train && d->label[k] != (int32_t)c)
+      k++;
+    if (k == d->n_train)
+      return dlp_fail(ctx, DLP_ERR_ARG,
+                      "fine-tune: class '%s' has no training image (after "
+                      "the %g validation split and %zu skipped row%s); add "
+                      "images or lower the validation split",
+                      d->classes[c], val_split, d->n_skipped,
+                      d->n_skipped == 1 ? "" : "s");
   }
   return DLP_OK;
 }
 
-/* Every class needs a training image. */
-static int ft_check_train_classes(ft_run *run) {
-  const dlp_finetune_result *r = run->r;
-  for (size_t c = 0; c < r->n_classes; c++) {
-    size_t k = 0;
-    while (k < run->n_train && run->label[k] != (int32_t)c)
-      k++;
-    if (k == run->n_train)
-      return dlp_fail(run->ctx, DLP_ERR_ARG,
-                      "fine-tune: class '%s' has no training image (after "
-                      "the %g validation split and %zu skipped row%s); add "
-                      "images or lower the validation split",
-                      r->classes[c], run->o->val_split, r->n_skipped,
-                      r->n_skipped == 1 ? "" : "s");
-  }
-  return DLP_OK;
+static void ft_data_clear(ft_data *d) {
+  for (size_t i = 0; d->img && i < d->n_train + d->n_val; i++)
+    dlp_image_free(d->img[i]);
+  free(d->img);
+  free(d->label);
+  free(d->row);
+  for (size_t i = 0; d->classes && i < d->n_classes; i++)
+    free(d->classes[i]);
+  free(d->classes);
+  free(d->n_val_class);
+  free(d->skip_example);
+  memset(d, 0, sizeof *d);
 }
 
 /* --- batches ------------------------------------------------------------- */
@@ -565,17 +666,18 @@ static int ft_fill_train(void *user, const int64_t *idx, int64_t n, float *x,
                          int32_t *labels, dlp_err *e) {
   ft_run *run = user;
   const dlp_finetune_opts *o = run->o;
+  const ft_data *d = run->d;
   uint64_t epoch = (uint64_t)nn_trainer_epoch(run->t);
   for (int64_t i = 0; i < n; i++) {
     size_t k = (size_t)idx[i];
     float *dst = x + i * run->numel;
     int rc = o->augment
                  ? dlp_image_augment_to_tensor(
-                       run->ctx, run->img[k], &o->aug,
+                       run->ctx, d->img[k], &o->aug,
                        dlp_augment_seed(o->seed, epoch, k), &run->pp, dst)
-                 : dlp_image_to_tensor(run->ctx, run->img[k], &run->pp, dst);
+                 : dlp_image_to_tensor(run->ctx, d->img[k], &run->pp, dst);
     if (rc != DLP_OK) return ft_copy_err(e, run->ctx);
-    labels[i] = run->label[k];
+    labels[i] = d->label[k];
   }
   run->steps_done++;
   if (dlp_progress(run->ctx, "fine-tuning", run->steps_done, run->steps_total,
@@ -588,37 +690,62 @@ static int ft_fill_train(void *user, const int64_t *idx, int64_t n, float *x,
 static int ft_fill_val(void *user, const int64_t *idx, int64_t n, float *x,
                        int32_t *labels, dlp_err *e) {
   ft_run *run = user;
+  const ft_data *d = run->d;
   for (int64_t i = 0; i < n; i++) {
-    size_t k = run->n_train + (size_t)idx[i];
-    if (dlp_image_to_tensor(run->ctx, run->img[k], &run->pp,
+    size_t k = d->n_train + (size_t)idx[i];
+    if (dlp_image_to_tensor(run->ctx, d->img[k], &run->pp,
                             x + i * run->numel) != DLP_OK)
       return ft_copy_err(e, run->ctx);
-    labels[i] = run->label[k];
+    labels[i] = d->label[k];
   }
   return DLP_OK;
+}
+
+/* The grid's state (the part the runs see). */
+typedef struct ft_grid {
+  const dlp_finetune_grid_opts *go;
+  pthread_mutex_t mu; /* epoch callbacks and the best model */
+} ft_grid;
+
+static int ft_user_epoch(ft_run *run, const dlp_finetune_epoch *ep) {
+  if (!run->grid)
+    return run->o->on_epoch ? run->o->on_epoch(run->o->on_epoch_user, ep) : 0;
+  const dlp_finetune_grid_opts *go = run->grid->go;
+  if (!go->on_epoch) return 0;
+  pthread_mutex_lock(&run->grid->mu);
+  int stop = go->on_epoch(go->on_epoch_user, run->map, ep);
+  pthread_mutex_unlock(&run->grid->mu);
+  return stop;
 }
 
 static int ft_on_epoch(void *user, const nn_epoch_stats *s) {
   ft_run *run = user;
   dlp_finetune_result *r = run->r;
   dlp_finetune_epoch *ep = &r->epochs[r->n_epochs++];
+  bool has_val = run->d->n_val > 0;
   double now = dlp_now();
   ep->epoch = s->epoch;
   ep->lr = s->lr;
   ep->train_loss = s->train_loss;
   ep->train_acc = s->train_acc;
-  ep->val_loss = run->n_val ? s->val_loss : NAN;
-  ep->val_acc = run->n_val ? s->val_acc : NAN;
+  ep->val_loss = has_val ? s->val_loss : NAN;
+  ep->val_acc = has_val ? s->val_acc : NAN;
   ep->seconds = now - run->epoch_start;
   run->epoch_start = now;
   const dlp_finetune_epoch *best =
       r->best_epoch >= r->first_epoch
           ? &r->epochs[r->best_epoch - r->first_epoch]
           : NULL;
-  double l = run->n_val ? ep->val_loss : ep->train_loss;
-  if (!best || l < (run->n_val ? best->val_loss : best->train_loss))
+  double l = has_val ? ep->val_loss : ep->train_loss;
+  if (!best || l < (has_val ? best->val_loss : best->train_loss))
     r->best_epoch = ep->epoch;
-  return run->o->on_epoch ? run->o->on_epoch(run->o->on_epoch_user, ep) : 0;
+  int stop = ft_user_epoch(run, ep);
+  /* Keras' TerminateOnNaN: the weights are garbage from here on. */
+  if (!isfinite(ep->train_loss) || (has_val && !isfinite(ep->val_loss))) {
+    run->bad_epoch = ep->epoch;
+    return 1;
+  }
+  return stop;
 }
 
 /* --- training ------------------------------------------------------------ */
@@ -656,7 +783,7 @@ static int ft_make_trainer(dlp_err *e, ft_run *run, nn_train_cfg *c) {
 /* Softmax of the final validation logits into the result. */
 static int ft_val_predictions(dlp_err *e, ft_run *run, int64_t batch) {
   dlp_finetune_result *r = run->r;
-  size_t K = r->n_classes, n = run->n_val;
+  size_t K = run->d->n_classes, n = run->d->n_val;
   float *x = dlp_malloc_array((size_t)(batch * run->numel), sizeof(float));
   int32_t *lab = dlp_malloc_array((size_t)batch, sizeof(int32_t));
   r->val_probs = dlp_malloc_array(n * K + 1, sizeof(float));
@@ -687,7 +814,7 @@ static int ft_val_predictions(dlp_err *e, ft_run *run, int64_t batch) {
     }
   }
   for (size_t i = 0; r->val_rows && i < n; i++)
-    r->val_rows[i] = run->row[run->n_train + i];
+    r->val_rows[i] = run->d->row[run->d->n_train + i];
   free(idx);
   free(x);
   free(lab);
@@ -698,9 +825,12 @@ static int ft_train(dlp_err *e, ft_run *run) {
   nn_train_cfg c;
   int rc = ft_train_cfg(e, run->o, &c);
   if (rc != DLP_OK) return rc;
+  const ft_data *d = run->d;
   c.on_epoch = ft_on_epoch;
   c.on_epoch_user = run;
-  c.restore_best = run->o->restore_best && run->n_val > 0;
+  c.restore_best = run->o->restore_best && d->n_val > 0;
+  c.threads = run->threads;
+  run->bad_epoch = -1;
   run->r->epochs = dlp_calloc_array((size_t)c.epochs, sizeof *run->r->epochs);
   if (!run->r->epochs) return dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
   rc = ft_make_trainer(e, run, &c);
@@ -708,17 +838,22 @@ static int ft_train(dlp_err *e, ft_run *run) {
   int first = nn_trainer_epoch(run->t);
   run->r->first_epoch = first;
   run->r->best_epoch = -1;
-  int64_t per_epoch = ((int64_t)run->n_train + c.batch - 1) / c.batch;
+  int64_t per_epoch = ((int64_t)d->n_train + c.batch - 1) / c.batch;
   run->steps_total = (uint64_t)(per_epoch * (c.epochs - first));
-  nn_train_data tr = {.n = (int64_t)run->n_train,
+  nn_train_data tr = {.n = (int64_t)d->n_train,
                       .fill = ft_fill_train,
                       .user = run,
                       .sample_numel = run->numel};
   nn_train_data va = tr;
-  va.n = (int64_t)run->n_val;
+  va.n = (int64_t)d->n_val;
   va.fill = ft_fill_val;
   run->epoch_start = dlp_now();
-  rc = nn_trainer_fit(e, run->t, &tr, run->n_val ? &va : NULL, NULL);
+  rc = nn_trainer_fit(e, run->t, &tr, d->n_val ? &va : NULL, NULL);
+  if (rc == DLP_OK && run->bad_epoch >= 0)
+    return dlp_err_set(e, DLP_ERR_ARG,
+                       "fine-tune: the loss is not finite after epoch %d "
+                       "(the learning rate %g is likely too high)",
+                       run->bad_epoch + 1, run->o->lr);
   run->r->stopped_early = nn_trainer_stopped_early(run->t);
   int best = nn_trainer_best_epoch(run->t); /* -1 without restore_best */
   run->r->saved_epoch = best >= 0 ? best : nn_trainer_epoch(run->t) - 1;
@@ -729,8 +864,8 @@ static int ft_train(dlp_err *e, ft_run *run) {
 /* --- saving -------------------------------------------------------------- */
 
 /* Appends the softmax (the Keras layer's output, named as the layer) after
- * the logits and saves the model. */
-static int ft_save_model(dlp_err *e, ft_run *run, const char *path) {
+ * the logits: the graph becomes the model that is saved. */
+static int ft_add_softmax(dlp_err *e, ft_run *run) {
   nn_graph *g = run->g;
   int logits = g->outputs[0];
   nn_node_attr a;
@@ -740,18 +875,28 @@ static int ft_save_model(dlp_err *e, ft_run *run, const char *path) {
   if (sm < 0) return dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
   g->n_outputs = 0;
   nn_graph_mark_output(g, sm);
-  int rc = nn_graph_finalize(e, g);
-  if (rc != DLP_OK) return rc;
-  nn_keras_save_opts so;
-  nn_keras_save_opts_init(&so);
-  so.overwrite = run->o->overwrite;
-  so.model_name = "finetuned";
+  return nn_graph_finalize(e, g);
+}
+
+/* What saving a trained graph needs besides the graph. */
+typedef struct ft_saveinfo {
+  float dropout_rate; /* the first dropout's, for the Keras file */
+  dlp_norm norm;
+  int32_t width, height;
+  char feat_node[256];
+} ft_saveinfo;
+
+static void ft_saveinfo_of(const ft_run *run, ft_saveinfo *si) {
+  memset(si, 0, sizeof *si);
   for (int i = 0; i < run->n_head; i++)
     if (run->head[i].dropout) {
-      so.dropout_rate = run->head[i].rate;
+      si->dropout_rate = run->head[i].rate;
       break;
     }
-  return nn_keras_save_file(e, g, path, &so);
+  si->norm = run->pp.norm;
+  si->width = run->pp.width;
+  si->height = run->pp.height;
+  snprintf(si->feat_node, sizeof si->feat_node, "%s", run->feat_node);
 }
 
 /* "<path without .h5>.labels.json". */
@@ -769,31 +914,64 @@ static char *ft_labels_path(const char *path) {
   return s;
 }
 
-static int ft_save_labels(dlp_err *e, ft_run *run) {
-  const dlp_finetune_result *r = run->r;
+static int ft_save_labels(dlp_err *e, const ft_data *d, const ft_saveinfo *si,
+                          const char *path) {
   cJSON *o = cJSON_CreateObject();
   cJSON *c = cJSON_AddArrayToObject(o, "classes");
-  for (size_t i = 0; c && i < r->n_classes; i++)
-    cJSON_AddItemToArray(c, cJSON_CreateString(r->classes[i]));
-  cJSON_AddStringToObject(o, "preprocess", dlp_norm_name(run->pp.norm));
+  for (size_t i = 0; c && i < d->n_classes; i++)
+    cJSON_AddItemToArray(c, cJSON_CreateString(d->classes[i]));
+  cJSON_AddStringToObject(o, "preprocess", dlp_norm_name(si->norm));
   char size[32];
-  snprintf(size, sizeof size, "%dx%d", run->pp.height, run->pp.width);
+  snprintf(size, sizeof size, "%dx%d", si->height, si->width);
   cJSON_AddStringToObject(o, "input_size", size);
-  cJSON_AddStringToObject(o, "feature_layer", run->feat_node);
+  cJSON_AddStringToObject(o, "feature_layer", si->feat_node);
   char *text = cJSON_Print(o);
   cJSON_Delete(o);
   if (!text) return dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
-  FILE *fp = fopen(r->labels_path, "w");
+  FILE *fp = fopen(path, "w");
   int rc = DLP_OK;
   if (!fp || fprintf(fp, "%s\n", text) < 0)
-    rc = dlp_err_set(e, DLP_ERR_IO, "cannot write %s", r->labels_path);
+    rc = dlp_err_set(e, DLP_ERR_IO, "cannot write %s", path);
   if (fp && fclose(fp) != 0 && rc == DLP_OK)
-    rc = dlp_err_set(e, DLP_ERR_IO, "cannot write %s", r->labels_path);
+    rc = dlp_err_set(e, DLP_ERR_IO, "cannot write %s", path);
   free(text);
   return rc;
 }
 
-/* --- the entry point ----------------------------------------------------- */
+/* The model (graph with its softmax) and its labels file. */
+static int ft_save(dlp_err *e, const nn_graph *g, const ft_data *d,
+                   const ft_saveinfo *si, bool overwrite, const char *path) {
+  nn_keras_save_opts so;
+  nn_keras_save_opts_init(&so);
+  so.overwrite = overwrite;
+  so.model_name = "finetuned";
+  so.dropout_rate = si->dropout_rate;
+  nn_keras_save_opts_labels(&so, d->classes, d->n_classes, si->norm);
+  int rc = nn_keras_save_file(e, g, path, &so);
+  char *lp = rc == DLP_OK ? ft_labels_path(path) : NULL;
+  if (rc == DLP_OK && !lp) rc = dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
+  if (rc == DLP_OK) rc = ft_save_labels(e, d, si, lp);
+  free(lp);
+  return rc;
+}
+
+/* DLP_ERR_IO when path or its labels file exists. */
+static int ft_check_free(dlp_ctx *ctx, const char *path) {
+  char *lp = ft_labels_path(path);
+  if (!lp) return dlp_fail(ctx, DLP_ERR_NOMEM, "no memory");
+  const char *which = ft_file_exists(path) ? path
+                      : ft_file_exists(lp) ? lp
+                                           : NULL;
+  int rc = which ? dlp_fail(ctx, DLP_ERR_IO,
+                            "fine-tune: %s exists (overwrite it with "
+                            "--overwrite)",
+                            which)
+                 : DLP_OK;
+  free(lp);
+  return rc;
+}
+
+/* --- one run ------------------------------------------------------------- */
 
 static int ft_columns(dlp_ctx *ctx, const dlp_frame *f,
                       const dlp_finetune_opts *o, size_t *ic, size_t *lc) {
@@ -811,49 +989,87 @@ static int ft_columns(dlp_ctx *ctx, const dlp_frame *f,
   return DLP_OK;
 }
 
-/* Everything after the options are known good; errors are in ctx. */
-static int ft_run_all(ft_run *run, const dlp_frame *f, const char *out) {
-  dlp_err e = {0};
+/* Options checked and the head parsed: what every run starts with. */
+static int ft_run_init(dlp_err *e, ft_run *run, dlp_ctx *ctx,
+                       const dlp_finetune_opts *o, dlp_finetune_result *r) {
+  memset(run, 0, sizeof *run);
+  run->ctx = ctx;
+  run->o = o;
+  run->r = r;
+  run->threads = dlp_ctx_threads(ctx);
+  nn_train_cfg c;
+  int rc = ft_check_opts(e, o);
+  if (rc == DLP_OK) rc = ft_train_cfg(e, o, &c);
+  if (rc == DLP_OK) rc = ft_parse_head(e, o->head, run);
+  return rc;
+}
+
+/* The base model, cut at its feature layer. */
+static int ft_base(dlp_err *e, ft_run *run) {
+  int rc = ft_load_base(e, run);
+  return rc == DLP_OK ? ft_cut(e, run) : rc;
+}
+
+/* The decoded images and the split, for the input size of run's model. */
+static int ft_data_load(const ft_run *run, const dlp_frame *f, ft_data *d) {
   size_t ic = 0, lc = 0, n = 0, *rows = NULL;
-  dlp_finetune_result *r = run->r;
   int rc = ft_columns(run->ctx, f, run->o, &ic, &lc);
-  if (rc == DLP_OK) rc = ft_classes(run->ctx, f, ic, lc, r, &rows, &n);
-  if (rc != DLP_OK) {
-    free(rows);
-    return rc;
-  }
-  rc = ft_load_base(&e, run);
-  if (rc == DLP_OK) rc = ft_cut(&e, run);
-  if (rc == DLP_OK) rc = ft_add_head(&e, run, (int)r->n_classes);
-  if (rc != DLP_OK) {
-    free(rows);
-    return dlp_fail_from(run->ctx, &e);
-  }
-  rc = ft_load_images(run, f, ic, lc, rows, n);
+  if (rc == DLP_OK) rc = ft_classes(run->ctx, f, ic, lc, d, &rows, &n);
+  d->pp = run->pp;
+  if (rc == DLP_OK)
+    rc = ft_load_images(run->ctx, d, run->o, f, ic, lc, rows, n);
   free(rows);
-  if (rc == DLP_OK) rc = ft_check_train_classes(run);
+  if (rc == DLP_OK) rc = ft_check_train_classes(run->ctx, d, run->o->val_split);
+  return rc;
+}
+
+/* The result's copy of the data's facts. */
+static int ft_result_data(dlp_finetune_result *r, const ft_data *d) {
+  r->classes = dlp_calloc_array(d->n_classes + 1, sizeof *r->classes);
+  r->n_val_class = dlp_malloc_array(d->n_classes + 1, sizeof *r->n_val_class);
+  if (!r->classes || !r->n_val_class) return DLP_ERR_NOMEM;
+  for (size_t i = 0; i < d->n_classes; i++, r->n_classes++)
+    if (!(r->classes[i] = dlp_strdup(d->classes[i]))) return DLP_ERR_NOMEM;
+  memcpy(r->n_val_class, d->n_val_class, d->n_classes * sizeof(size_t));
+  if (d->skip_example && !(r->skip_example = dlp_strdup(d->skip_example)))
+    return DLP_ERR_NOMEM;
+  r->n_skipped = d->n_skipped;
+  r->n_train = d->n_train;
+  r->n_val = d->n_val;
+  return DLP_OK;
+}
+
+/* From the cut base to the trained graph with its softmax: the head, the
+ * training, the result's facts. */
+static int ft_head_and_train(dlp_err *e, ft_run *run) {
+  const ft_data *d = run->d;
+  dlp_finetune_result *r = run->r;
+  if (run->pp.width != d->pp.width || run->pp.height != d->pp.height)
+    return dlp_err_set(e, DLP_ERR_ARG,
+                       "fine-tune: the model takes %dx%d images, the "
+                       "grid's others %dx%d",
+                       run->pp.height, run->pp.width, d->pp.height,
+                       d->pp.width);
+  int rc = ft_add_head(e, run, (int)d->n_classes);
+  if (rc == DLP_OK && ft_result_data(r, d) != DLP_OK)
+    rc = dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
   if (rc != DLP_OK) return rc;
   r->feature_layer = dlp_strdup(run->feat_node);
-  r->labels_path = ft_labels_path(out);
-  r->n_train = run->n_train;
-  r->n_val = run->n_val;
   r->input_width = run->pp.width;
   r->input_height = run->pp.height;
   r->norm = run->pp.norm;
-  if (!r->feature_layer || !r->labels_path)
-    return dlp_fail(run->ctx, DLP_ERR_NOMEM, "no memory");
-  if (!run->o->overwrite &&
-      (ft_file_exists(out) || ft_file_exists(r->labels_path)))
-    return dlp_fail(run->ctx, DLP_ERR_IO,
-                    "fine-tune: %s exists (overwrite "
-                    "it with --overwrite)",
-                    ft_file_exists(out) ? out : r->labels_path);
-  rc = ft_train(&e, run);
+  if (!r->feature_layer) return dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
+  rc = ft_train(e, run);
   nn_trainer_free(run->t);
   run->t = NULL;
-  if (rc == DLP_OK) rc = ft_save_model(&e, run, out);
-  if (rc == DLP_OK) rc = ft_save_labels(&e, run);
-  return rc == DLP_OK ? DLP_OK : dlp_fail_from(run->ctx, &e);
+  return rc == DLP_OK ? ft_add_softmax(e, run) : rc;
+}
+
+static void ft_run_free(ft_run *run) {
+  nn_trainer_free(run->t);
+  nn_graph_free(run->g);
+  run->t = NULL;
+  run->g = NULL;
 }
 
 int dlp_finetune(dlp_ctx *ctx, const dlp_frame *f,
@@ -865,23 +1081,315 @@ int dlp_finetune(dlp_ctx *ctx, const dlp_frame *f,
   if (!f || !opts || !out_path)
     return dlp_fail(ctx, DLP_ERR_ARG, "fine-tune: NULL argument");
   ft_run run;
-  memset(&run, 0, sizeof run);
-  run.ctx = ctx;
-  run.o = opts;
-  run.r = r;
+  ft_data d;
+  memset(&d, 0, sizeof d);
   dlp_err e = {0};
-  int rc = ft_check_opts(&e, opts);
-  nn_train_cfg c;
-  if (rc == DLP_OK) rc = ft_train_cfg(&e, opts, &c);
-  if (rc == DLP_OK) rc = ft_parse_head(&e, opts->head, &run);
-  rc = rc == DLP_OK ? ft_run_all(&run, f, out_path) : dlp_fail_from(ctx, &e);
-  for (size_t i = 0; run.img && i < run.n_train + run.n_val; i++)
-    dlp_image_free(run.img[i]);
-  free(run.img);
-  free(run.label);
-  free(run.row);
-  nn_trainer_free(run.t);
-  nn_graph_free(run.g);
+  int rc = ft_run_init(&e, &run, ctx, opts, r);
+  if (rc == DLP_OK) rc = ft_base(&e, &run);
+  if (rc != DLP_OK) rc = dlp_fail_from(ctx, &e);
+  if (rc == DLP_OK) rc = ft_data_load(&run, f, &d);
+  if (rc == DLP_OK && !opts->overwrite) rc = ft_check_free(ctx, out_path);
+  run.d = &d;
+  if (rc == DLP_OK) {
+    ft_saveinfo si;
+    ft_saveinfo_of(&run, &si);
+    rc = ft_head_and_train(&e, &run);
+    if (rc == DLP_OK)
+      rc = ft_save(&e, run.g, &d, &si, opts->overwrite, out_path);
+    if (rc == DLP_OK && !(r->labels_path = ft_labels_path(out_path)))
+      rc = dlp_err_set(&e, DLP_ERR_NOMEM, "no memory");
+    if (rc != DLP_OK) rc = dlp_fail_from(ctx, &e);
+  }
+  ft_run_free(&run);
+  ft_data_clear(&d);
   if (rc != DLP_OK || !result) dlp_finetune_result_clear(r);
+  return rc == DLP_OK ? dlp_ok(ctx) : rc;
+}
+
+/* --- many runs: the grid ------------------------------------------------- */
+
+void dlp_finetune_grid_opts_init(dlp_finetune_grid_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->metric = "val_loss";
+}
+
+void dlp_finetune_grid_result_clear(dlp_finetune_grid_result *r) {
+  if (!r) return;
+  for (size_t i = 0; r->runs && i < r->n_maps; i++)
+    dlp_finetune_result_clear(&r->runs[i]);
+  for (size_t i = 0; r->errors && i < r->n_maps; i++)
+    free(r->errors[i]);
+  free(r->runs);
+  free(r->status);
+  free(r->errors);
+  free(r->metric);
+  free(r->seconds);
+  free(r->labels_path);
+  memset(r, 0, sizeof *r);
+}
+
+/* Everything a grid call works with. */
+typedef struct ft_gridrun {
+  ft_grid grid;
+  dlp_ctx *ctx;
+  const dlp_finetune_opts *maps;
+  size_t n;
+  const char *out;
+  bool by_acc;
+  ft_data d;
+  dlp_finetune_grid_result *r;
+  dlp_ctx **wctx; /* per worker */
+  /* The best model so far (under grid.mu): kept in memory, saved at the
+   * end, so that only the winner is written to out. */
+  nn_graph *best_g;
+  ft_saveinfo best_si;
+  size_t best;
+} ft_gridrun;
+
+static bool ft_same_str(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The fields that decide the images and the split agree with map 0's. */
+static int ft_check_shared(dlp_ctx *ctx, const dlp_finetune_opts *a,
+                           const dlp_finetune_opts *b, size_t i) {
+  const char *bad =
+      !ft_same_str(a->model, b->model)             ? "model"
+      : !ft_same_str(a->model_file, b->model_file) ? "model_file"
+      : !ft_same_str(a->model_dir, b->model_dir)   ? "model_dir"
+      : a->random_weights != b->random_weights     ? "random_weights"
+      : a->weights_seed != b->weights_seed         ? "weights_seed"
+      : a->input_width != b->input_width || a->input_height != b->input_height
+          ? "input size"
+      : a->norm_set != b->norm_set || (a->norm_set && a->norm != b->norm)
+          ? "norm"
+      : !ft_same_str(a->feature_layer, b->feature_layer) ? "feature_layer"
+      : !ft_same_str(a->image_col, b->image_col)         ? "image_col"
+      : !ft_same_str(a->label_col, b->label_col)         ? "label_col"
+      : a->val_split != b->val_split                     ? "val_split"
+      : a->seed != b->seed                               ? "seed"
+      : a->overwrite != b->overwrite                     ? "overwrite"
+                                                         : NULL;
+  if (bad)
+    return dlp_fail(ctx, DLP_ERR_ARG,
+                    "fine-tune grid: map %zu has another %s than map 1 "
+                    "(every map must share the data's settings)",
+                    i + 1, bad);
+  if (b->checkpoint_dir || b->resume)
+    return dlp_fail(ctx, DLP_ERR_ARG,
+                    "fine-tune grid: map %zu asks for checkpoints, which a "
+                    "grid does not keep",
+                    i + 1);
+  return DLP_OK;
+}
+
+/* Every map's options, before any work. */
+static int ft_grid_check(ft_gridrun *gr) {
+  const dlp_finetune_grid_opts *go = gr->grid.go;
+  const char *m = go->metric ? go->metric : "val_loss";
+  if (strcmp(m, "val_loss") != 0 && strcmp(m, "val_acc") != 0)
+    return dlp_fail(gr->ctx, DLP_ERR_ARG,
+                    "fine-tune grid: unknown metric '%s' (expected val_loss "
+                    "or val_acc)",
+                    m);
+  gr->by_acc = strcmp(m, "val_acc") == 0;
+  if (go->parallelism < 0)
+    return dlp_fail(gr->ctx, DLP_ERR_ARG,
+                    "fine-tune grid: parallelism %d must be >= 0",
+                    go->parallelism);
+  if (!(gr->maps[0].val_split > 0))
+    return dlp_fail(gr->ctx, DLP_ERR_ARG,
+                    "fine-tune grid: the maps are compared on validation "
+                    "images: give a validation split > 0");
+  for (size_t i = 0; i < gr->n; i++) {
+    int rc = ft_check_shared(gr->ctx, &gr->maps[0], &gr->maps[i], i);
+    if (rc != DLP_OK) return rc;
+    ft_run run;
+    dlp_err e = {0};
+    if (ft_run_init(&e, &run, gr->ctx, &gr->maps[i], NULL) != DLP_OK)
+      return dlp_fail(gr->ctx, e.code, "fine-tune grid: map %zu: %s", i + 1,
+                      e.msg);
+  }
+  return DLP_OK;
+}
+
+static int ft_grid_alloc(ft_gridrun *gr, int p) {
+  dlp_finetune_grid_result *r = gr->r;
+  size_t n = gr->n;
+  r->n_maps = n;
+  r->runs = dlp_calloc_array(n, sizeof *r->runs);
+  r->status = dlp_calloc_array(n, sizeof *r->status);
+  r->errors = dlp_calloc_array(n, sizeof *r->errors);
+  r->metric = dlp_malloc_array(n, sizeof *r->metric);
+  r->seconds = dlp_calloc_array(n, sizeof *r->seconds);
+  gr->wctx = dlp_calloc_array((size_t)p, sizeof *gr->wctx);
+  if (!r->runs || !r->status || !r->errors || !r->metric || !r->seconds ||
+      !gr->wctx)
+    return dlp_fail(gr->ctx, DLP_ERR_NOMEM, "no memory for %zu maps", n);
+  for (size_t i = 0; i < n; i++)
+    r->metric[i] = NAN;
+  for (int w = 0; w < p; w++) {
+    if (dlp_ctx_new(&gr->wctx[w]) != DLP_OK)
+      return dlp_fail(gr->ctx, DLP_ERR_NOMEM, "no memory for a context");
+    dlp_ctx_set_threads(gr->wctx[w], r->kernel_threads);
+    dlp_ctx_set_max_pixels(gr->wctx[w], dlp_ctx_max_pixels(gr->ctx));
+    dlp_ctx_set_max_file_bytes(gr->wctx[w], dlp_ctx_max_file_bytes(gr->ctx));
+  }
+  return DLP_OK;
+}
+
+/* The existing-file checks for out and every map path. */
+static int ft_grid_check_outputs(ft_gridrun *gr) {
+  if (gr->maps[0].overwrite) return DLP_OK;
+  int rc = ft_check_free(gr->ctx, gr->out);
+  const char *const *mp = gr->grid.go->map_paths;
+  for (size_t i = 0; rc == DLP_OK && mp && i < gr->n; i++)
+    if (mp[i]) rc = ft_check_free(gr->ctx, mp[i]);
+  return rc;
+}
+
+/* The saved epoch's metric of a trained run. */
+static double ft_run_metric(const dlp_finetune_result *r, bool by_acc) {
+  int k = r->saved_epoch - r->first_epoch;
+  if (k < 0 || k >= r->n_epochs) return NAN;
+  return by_acc ? r->epochs[k].val_acc : r->epochs[k].val_loss;
+}
+
+/* Keeps run's graph when it beats the best so far (ties: the lower map). */
+static void ft_grid_offer(ft_gridrun *gr, ft_run *run, double m) {
+  pthread_mutex_lock(&gr->grid.mu);
+  bool first = gr->best == gr->n;
+  double b = first ? 0 : gr->r->metric[gr->best];
+  bool better =
+      first || (gr->by_acc ? m > b : m < b) || (m == b && run->map < gr->best);
+  if (better) {
+    nn_graph_free(gr->best_g);
+    gr->best_g = run->g;
+    run->g = NULL;
+    gr->best = run->map;
+    ft_saveinfo_of(run, &gr->best_si);
+  }
+  gr->r->metric[run->map] = m;
+  pthread_mutex_unlock(&gr->grid.mu);
+}
+
+/* Map i on worker context wc: train, save to its map path, offer. */
+static int ft_grid_one(ft_gridrun *gr, dlp_ctx *wc, size_t i, dlp_err *e) {
+  dlp_finetune_result *r = &gr->r->runs[i];
+  ft_run run;
+  int rc = ft_run_init(e, &run, wc, &gr->maps[i], r);
+  run.d = &gr->d;
+  run.map = i;
+  run.grid = &gr->grid;
+  if (rc == DLP_OK) rc = ft_base(e, &run);
+  if (rc == DLP_OK) rc = ft_head_and_train(e, &run);
+  const char *const *mp = gr->grid.go->map_paths;
+  if (rc == DLP_OK && mp && mp[i]) {
+    ft_saveinfo si;
+    ft_saveinfo_of(&run, &si);
+    rc = ft_save(e, run.g, &gr->d, &si, gr->maps[i].overwrite, mp[i]);
+    if (rc == DLP_OK && !(r->labels_path = ft_labels_path(mp[i])))
+      rc = dlp_err_set(e, DLP_ERR_NOMEM, "no memory");
+  }
+  if (rc == DLP_OK) {
+    double m = ft_run_metric(r, gr->by_acc);
+    if (isnan(m))
+      rc = dlp_err_set(e, DLP_ERR_ARG, "fine-tune: no validation metric");
+    else
+      ft_grid_offer(gr, &run, m);
+  }
+  ft_run_free(&run);
+  return rc;
+}
+
+static void ft_grid_task(size_t i, void *user, int worker) {
+  ft_gridrun *gr = user;
+  dlp_err e = {0};
+  double t0 = dlp_now();
+  int rc = ft_grid_one(gr, gr->wctx[worker], i, &e);
+  gr->r->seconds[i] = dlp_now() - t0;
+  gr->r->status[i] = rc;
+  if (rc == DLP_OK) return;
+  gr->r->errors[i] = dlp_strdup(e.msg[0] ? e.msg : "failed");
+  dlp_finetune_result_clear(&gr->r->runs[i]);
+}
+
+/* "all 3 maps failed: 1: why; 2: why; ..." as the context's error. */
+static int ft_grid_all_failed(ft_gridrun *gr) {
+  char msg[900];
+  size_t len = (size_t)snprintf(msg, sizeof msg, "all %zu map%s failed", gr->n,
+                                gr->n == 1 ? "" : "s");
+  for (size_t i = 0; i < gr->n && len < sizeof msg; i++)
+    len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%zu: %s",
+                            i ? "; " : ": ", i + 1,
+                            gr->r->errors[i] ? gr->r->errors[i] : "?");
+  return dlp_fail(gr->ctx, gr->r->status[0], "fine-tune grid: %s", msg);
+}
+
+/* The steps after the arguments are known good. */
+static int ft_grid_steps(ft_gridrun *gr, const dlp_frame *f) {
+  dlp_ctx *ctx = gr->ctx;
+  int rc = ft_grid_check(gr);
+  if (rc != DLP_OK) return rc;
+  /* A probe of map 0's base gives the input size the cache is made for. */
+  ft_run probe;
+  dlp_err e = {0};
+  rc = ft_run_init(&e, &probe, ctx, &gr->maps[0], NULL);
+  if (rc == DLP_OK) rc = ft_base(&e, &probe);
+  if (rc != DLP_OK) rc = dlp_fail_from(ctx, &e);
+  if (rc == DLP_OK) rc = ft_data_load(&probe, f, &gr->d);
+  ft_run_free(&probe);
+  if (rc == DLP_OK) rc = ft_grid_check_outputs(gr);
+  if (rc != DLP_OK) return rc;
+  int threads = dlp_ctx_threads(ctx);
+  int p = gr->grid.go->parallelism;
+  if (p == 0) p = threads;
+  if ((size_t)p > gr->n) p = (int)gr->n;
+  gr->r->parallelism = p;
+  gr->r->kernel_threads = threads / p > 1 ? threads / p : 1;
+  if ((rc = ft_grid_alloc(gr, p)) != DLP_OK) return rc;
+  gr->best = gr->n;
+  if (!dlp_parallel_for(gr->n, p, ft_grid_task, gr, ctx, "fine-tuning grid"))
+    return dlp_fail(ctx, DLP_ERR_ARG, "cancelled");
+  gr->r->best = gr->best;
+  if (gr->best == gr->n) return ft_grid_all_failed(gr);
+  rc = ft_save(&e, gr->best_g, &gr->d, &gr->best_si, gr->maps[0].overwrite,
+               gr->out);
+  if (rc == DLP_OK && !(gr->r->labels_path = ft_labels_path(gr->out)))
+    rc = dlp_err_set(&e, DLP_ERR_NOMEM, "no memory");
+  return rc == DLP_OK ? DLP_OK : dlp_fail_from(ctx, &e);
+}
+
+int dlp_finetune_grid(dlp_ctx *ctx, const dlp_frame *f,
+                      const dlp_finetune_opts *maps, size_t n_maps,
+                      const dlp_finetune_grid_opts *go, const char *out_path,
+                      dlp_finetune_grid_result *result) {
+  dlp_finetune_grid_result local;
+  dlp_finetune_grid_result *r = result ? result : &local;
+  memset(r, 0, sizeof *r);
+  if (!f || !maps || !out_path)
+    return dlp_fail(ctx, DLP_ERR_ARG, "fine-tune grid: NULL argument");
+  if (n_maps == 0)
+    return dlp_fail(ctx, DLP_ERR_ARG, "fine-tune grid: no parameter maps");
+  dlp_finetune_grid_opts defaults;
+  dlp_finetune_grid_opts_init(&defaults);
+  ft_gridrun gr;
+  memset(&gr, 0, sizeof gr);
+  gr.grid.go = go ? go : &defaults;
+  gr.ctx = ctx;
+  gr.maps = maps;
+  gr.n = n_maps;
+  gr.out = out_path;
+  gr.r = r;
+  pthread_mutex_init(&gr.grid.mu, NULL);
+  int rc = ft_grid_steps(&gr, f);
+  bool ran = r->runs && (rc == DLP_OK || r->best == n_maps);
+  for (int w = 0; gr.wctx && w < r->parallelism; w++)
+    dlp_ctx_free(gr.wctx[w]);
+  free(gr.wctx);
+  nn_graph_free(gr.best_g);
+  ft_data_clear(&gr.d);
+  pthread_mutex_destroy(&gr.grid.mu);
+  if (!ran || !result) dlp_finetune_grid_result_clear(r);
   return rc == DLP_OK ? dlp_ok(ctx) : rc;
 }
