@@ -1600,8 +1600,12 @@ dlp_ctx *cli_ctx_new(const cli_args *a) {
     cli_fail("out of memory");
     return NULL;
   }
-  for (int i = 0; a->cmd->opts[i].name; i++)
-    if (strcmp(a->cmd->opts[i].name, "threads") == 0 && a->vals[i].given)
+  for (int i = 0; a->cmd->opts[i].name; i++) {
+    if (!a->vals[i].given) continue;
+    if (strcmp(a->cmd->opts[i].name, "threads") == 0)
       dlp_ctx_set_threads(ctx, (int)a->vals[i].i);
+    else if (strcmp(a->cmd->opts[i].name, "max-pixels") == 0)
+      dlp_ctx_set_max_pixels(ctx, cli_u64(a, "max-pixels"));
+  }
   return ctx;
 }

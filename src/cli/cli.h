@@ -118,7 +118,8 @@ int cli_parse_weights(const char *s, double *w, int max);
  * caller frees); returns the count or -1. */
 int cli_split_list(const char *s, char **buf, const char **items, int max);
 
-/* A new context with the --threads value applied when the command has one;
+/* A new context with the --threads and --max-pixels values applied when the
+ * command has them (given);
  * prints the error and returns NULL on failure. */
 dlp_ctx *cli_ctx_new(const cli_args *a);
 

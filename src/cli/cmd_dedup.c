@@ -679,8 +679,6 @@ int cli_cmd_dedup(const cli_args *a) {
                                    "expected a whole number >= 1");
   dlp_ctx *ctx = cli_ctx_new(a);
   if (!ctx) return CLI_EXIT_FAIL;
-  if (cli_given(a, "max-pixels"))
-    dlp_ctx_set_max_pixels(ctx, cli_u64(a, "max-pixels"));
   dd_set s, ref;
   memset(&ref, 0, sizeof ref);
   rc = run(a, ctx, &c, &s, &ref);

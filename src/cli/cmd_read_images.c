@@ -105,8 +105,6 @@ int cli_cmd_read_images(const cli_args *a) {
                                    "expected a whole number >= 1");
   dlp_ctx *ctx = cli_ctx_new(a);
   if (!ctx) return CLI_EXIT_FAIL;
-  if (cli_given(a, "max-pixels"))
-    dlp_ctx_set_max_pixels(ctx, cli_u64(a, "max-pixels"));
   rc = read_and_write(a, ctx, &so);
   dlp_ctx_free(ctx);
   return rc;

@@ -23,11 +23,11 @@ enum { SL_BLOCK = 1, SL_CONST, SL_INPUT, SL_OUTPUT, SL_SCRATCH };
  * block (views, and blocks reused once their previous slots are dead). */
 typedef struct dn_slot {
   dnnl_memory_desc_t md;
-  int kind;      /* SL_* */
-  int idx;       /* block id, or input/output index */
-  void *ptr;     /* SL_CONST */
-  int last_use;  /* node index after which the slot is dead */
-  int nvals;     /* graph values bound to it */
+  int kind;     /* SL_* */
+  int idx;      /* block id, or input/output index */
+  void *ptr;    /* SL_CONST */
+  int last_use; /* node index after which the slot is dead */
+  int nvals;    /* graph values bound to it */
   bool released;
   dnnl_memory_t mem;
 } dn_slot;
@@ -46,7 +46,7 @@ typedef struct dn_step {
   dn_arg args[16];
   int nargs;
   dnnl_exec_arg_t exec[16];
-  int node;  /* reference step: the node, its input slots and output slot */
+  int node; /* reference step: the node, its input slots and output slot */
   int *ins;
   int out;
 } dn_step;
@@ -88,7 +88,8 @@ typedef struct dn_state {
 static bool grow(void **p, int *cap, int need, size_t elem) {
   if (need <= *cap) return true;
   int nc = *cap ? *cap * 2 : 16;
-  while (nc < need) nc *= 2;
+  while (nc < need)
+    nc *= 2;
   void *q = dlp_realloc_array(*p, (size_t)nc, elem);
   if (!q) return false;
   memset((char *)q + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
@@ -116,8 +117,8 @@ static int dn_fail(dn_state *s, dnnl_status_t st, const char *what) {
 
 /* OpenMP is oneDNN's CPU runtime here (DNNL_CPU_RUNTIME_OMP); its thread
  * count is a per-thread setting, found through dlsym because libdlp does not
- * link libgomp itself. Returns the previous count (0 when unknown). */
-static int threads_set(int n) {
+ * link libgomp itself. */
+int nn_dnnl_threads_set(int n) {
   if (n <= 0) return 0;
   int (*get)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_max_threads");
   void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
@@ -155,7 +156,8 @@ static void md_plain(dnnl_memory_desc_t *md, nn_shape sh, dnnl_data_type_t dt) {
 static void md_any(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims,
                    dnnl_data_type_t dt) {
   dnnl_dims_t d;
-  for (int k = 0; k < nd; k++) d[k] = dims[k];
+  for (int k = 0; k < nd; k++)
+    d[k] = dims[k];
   dnnl_memory_desc_init_by_tag(md, nd, d, dt, dnnl_format_tag_any);
 }
 
@@ -173,8 +175,7 @@ static bool is_output(const dn_state *s, int v) {
 
 static int slot_new(dn_state *s, const dnnl_memory_desc_t *md, int kind,
                     int idx, void *ptr) {
-  if (!grow((void **)&s->slots, &s->cap_slots, s->n_slots + 1,
-            sizeof(dn_slot)))
+  if (!grow((void **)&s->slots, &s->cap_slots, s->n_slots + 1, sizeof(dn_slot)))
     return -1;
   dn_slot *sl = &s->slots[s->n_slots];
   memset(sl, 0, sizeof *sl);
@@ -240,8 +241,7 @@ static void release_dead(dn_state *s, int node) {
 }
 
 static dn_step *step_new(dn_state *s) {
-  if (!grow((void **)&s->steps, &s->cap_steps, s->n_steps + 1,
-            sizeof(dn_step)))
+  if (!grow((void **)&s->steps, &s->cap_steps, s->n_steps + 1, sizeof(dn_step)))
     return NULL;
   dn_step *st = &s->steps[s->n_steps++];
   memset(st, 0, sizeof *st);
@@ -269,7 +269,8 @@ static int emit_prim(dn_state *s, dnnl_primitive_desc_t pd, const char *what,
     return dn_nomem(s);
   }
   stp->prim = prim;
-  for (int k = 0; k < nargs; k++) stp->args[stp->nargs++] = args[k];
+  for (int k = 0; k < nargs; k++)
+    stp->args[stp->nargs++] = args[k];
   if (ssize) {
     int sl = slot_new(s, &scratch_md, SL_SCRATCH, 0, NULL);
     if (sl < 0) return dn_nomem(s);
@@ -294,8 +295,8 @@ static int const_reorder(dn_state *s, const dnnl_memory_desc_t *user_md,
                          void *src, const dnnl_memory_desc_t *want,
                          void **out) {
   size_t bytes = dnnl_memory_desc_get_size(want);
-  void *buf = aligned_alloc(DN_ALIGN, (bytes + DN_ALIGN - 1) / DN_ALIGN *
-                                          DN_ALIGN);
+  void *buf =
+      aligned_alloc(DN_ALIGN, (bytes + DN_ALIGN - 1) / DN_ALIGN * DN_ALIGN);
   if (!buf || !grow((void **)&s->owned, &s->cap_owned, s->n_owned + 1,
                     sizeof(void *))) {
     free(buf);
@@ -308,11 +309,10 @@ static int const_reorder(dn_state *s, const dnnl_memory_desc_t *user_md,
   dnnl_primitive_desc_t pd = NULL;
   dnnl_primitive_t prim = NULL;
   dnnl_status_t st = dnnl_memory_create(&m_src, user_md, s->eng, src);
+  if (st == dnnl_success) st = dnnl_memory_create(&m_dst, want, s->eng, buf);
   if (st == dnnl_success)
-    st = dnnl_memory_create(&m_dst, want, s->eng, buf);
-  if (st == dnnl_success)
-    st = dnnl_reorder_primitive_desc_create(&pd, user_md, s->eng, want,
-                                            s->eng, NULL);
+    st = dnnl_reorder_primitive_desc_create(&pd, user_md, s->eng, want, s->eng,
+                                            NULL);
   if (st == dnnl_success) st = dnnl_primitive_create(&prim, pd);
   if (st == dnnl_success) {
     dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, m_src}, {DNNL_ARG_TO, m_dst}};
@@ -394,7 +394,8 @@ static bool can_overwrite(const dn_state *s, int v) {
 }
 
 static void uses_done(dn_state *s, const nn_node *n) {
-  for (int k = 0; k < n->n_in; k++) s->uses_left[n->in[k]]--;
+  for (int k = 0; k < n->n_in; k++)
+    s->uses_left[n->in[k]]--;
 }
 
 /* ------------------------------------------------------------------------
@@ -410,20 +411,32 @@ typedef struct dn_elt {
  * none, -1 when oneDNN has no equivalent. */
 static int act_elts(nn_act act, float alpha, dn_elt out[2]) {
   switch (act) {
-  case NN_ACT_NONE: return 0;
-  case NN_ACT_RELU: out[0] = (dn_elt){dnnl_eltwise_relu, 0, 0}; return 1;
+  case NN_ACT_NONE:
+    return 0;
+  case NN_ACT_RELU:
+    out[0] = (dn_elt){dnnl_eltwise_relu, 0, 0};
+    return 1;
   case NN_ACT_LEAKY_RELU:
     out[0] = (dn_elt){dnnl_eltwise_relu, alpha, 0};
     return 1;
-  case NN_ACT_RELU6: out[0] = (dn_elt){dnnl_eltwise_clip, 0, 6}; return 1;
-  case NN_ACT_SIGMOID: out[0] = (dn_elt){dnnl_eltwise_logistic, 0, 0}; return 1;
-  case NN_ACT_TANH: out[0] = (dn_elt){dnnl_eltwise_tanh, 0, 0}; return 1;
-  case NN_ACT_SWISH: out[0] = (dn_elt){dnnl_eltwise_swish, 1, 0}; return 1;
+  case NN_ACT_RELU6:
+    out[0] = (dn_elt){dnnl_eltwise_clip, 0, 6};
+    return 1;
+  case NN_ACT_SIGMOID:
+    out[0] = (dn_elt){dnnl_eltwise_logistic, 0, 0};
+    return 1;
+  case NN_ACT_TANH:
+    out[0] = (dn_elt){dnnl_eltwise_tanh, 0, 0};
+    return 1;
+  case NN_ACT_SWISH:
+    out[0] = (dn_elt){dnnl_eltwise_swish, 1, 0};
+    return 1;
   case NN_ACT_HARD_SIGMOID:
     out[0] = (dn_elt){dnnl_eltwise_linear, 0.2f, 0.5f};
     out[1] = (dn_elt){dnnl_eltwise_clip, 0, 1};
     return 2;
-  default: return -1;
+  default:
+    return -1;
   }
 }
 
@@ -563,9 +576,11 @@ static int plan_conv(dn_state *s, int i) {
   if (G > 1) {
     wd[0] = G;
     wd[1] = O / G;
-    for (int k = 1; k < 4; k++) wd[k + 1] = ws.dims[k];
+    for (int k = 1; k < 4; k++)
+      wd[k + 1] = ws.dims[k];
   } else {
-    for (int k = 0; k < 4; k++) wd[k] = ws.dims[k];
+    for (int k = 0; k < 4; k++)
+      wd[k] = ws.dims[k];
   }
   md_any(&wt, wnd, wd, s->act_dt);
   dnnl_memory_desc_init_by_tag(&wuser, wnd, wd, dnnl_f32,
@@ -583,10 +598,10 @@ static int plan_conv(dn_state *s, int i) {
           has_bias ? &bias : NULL, &dst, strides, dil, pl, pr) != dnnl_success)
     return DLP_ERR_UNSUPPORTED;
   cd = cd_auto;
-  if (wino && dnnl_dilated_convolution_forward_desc_init(
-                  &cd, dnnl_forward_inference, dnnl_convolution_winograd, &src,
-                  &wt, has_bias ? &bias : NULL, &dst, strides, dil, pl,
-                  pr) != dnnl_success)
+  if (wino &&
+      dnnl_dilated_convolution_forward_desc_init(
+          &cd, dnnl_forward_inference, dnnl_convolution_winograd, &src, &wt,
+          has_bias ? &bias : NULL, &dst, strides, dil, pl, pr) != dnnl_success)
     cd = cd_auto;
   dn_fuse f;
   find_fusion(s, i, &f);
@@ -623,8 +638,10 @@ static int plan_conv(dn_state *s, int i) {
     dnnl_primitive_desc_destroy(pd);
     return rc;
   }
-  dn_arg args[4] = {{DNNL_ARG_SRC, xsl}, {DNNL_ARG_WEIGHTS, wsl},
-                    {DNNL_ARG_DST, ysl}, {DNNL_ARG_BIAS, bsl}};
+  dn_arg args[4] = {{DNNL_ARG_SRC, xsl},
+                    {DNNL_ARG_WEIGHTS, wsl},
+                    {DNNL_ARG_DST, ysl},
+                    {DNNL_ARG_BIAS, bsl}};
   return emit_prim(s, pd, "convolution", has_bias ? 4 : 3, args);
 }
 
@@ -661,24 +678,26 @@ static int plan_dense(dn_state *s, int i) {
   if (attr) dnnl_primitive_attr_destroy(attr);
   if (st != dnnl_success) return DLP_ERR_UNSUPPORTED;
   int xsl = -1, wsl = -1, bsl = -1, ysl = -1;
-  int rc = value_as(s, n->in[0],
-                    dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
-                    &xsl);
+  int rc =
+      value_as(s, n->in[0],
+               dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), &xsl);
   if (rc == DLP_OK)
     rc = const_as(s, n->in[1], &wuser,
                   dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
                   &wsl);
   if (rc == DLP_OK && has_bias) rc = value_as(s, n->in[2], &bias, &bsl);
   if (rc == DLP_OK)
-    rc = fused_dst(s, i, NULL,
-                   dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0),
-                   &ysl);
+    rc =
+        fused_dst(s, i, NULL,
+                  dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), &ysl);
   if (rc != DLP_OK) {
     dnnl_primitive_desc_destroy(pd);
     return rc;
   }
-  dn_arg args[4] = {{DNNL_ARG_SRC, xsl}, {DNNL_ARG_WEIGHTS, wsl},
-                    {DNNL_ARG_DST, ysl}, {DNNL_ARG_BIAS, bsl}};
+  dn_arg args[4] = {{DNNL_ARG_SRC, xsl},
+                    {DNNL_ARG_WEIGHTS, wsl},
+                    {DNNL_ARG_DST, ysl},
+                    {DNNL_ARG_BIAS, bsl}};
   return emit_prim(s, pd, "inner product", has_bias ? 4 : 3, args);
 }
 
@@ -691,8 +710,7 @@ static int plan_dense(dn_state *s, int i) {
 static int out_slot(dn_state *s, int x, bool inplace,
                     const dnnl_memory_desc_t *md) {
   int xs = s->val_slot[x];
-  if (inplace && xs >= 0 && can_overwrite(s, x) &&
-      md_eq(&s->slots[xs].md, md))
+  if (inplace && xs >= 0 && can_overwrite(s, x) && md_eq(&s->slots[xs].md, md))
     return xs;
   return slot_alloc(s, md);
 }
@@ -703,13 +721,15 @@ static int bind_view(dn_state *s, int v, int sl) {
   nn_shape vs = vshape(s, v);
   dnnl_dims_t d;
   int nd = vs.ndim > 0 ? vs.ndim : 1;
-  for (int k = 0; k < nd; k++) d[k] = vs.ndim > 0 ? vs.dims[k] : 1;
+  for (int k = 0; k < nd; k++)
+    d[k] = vs.ndim > 0 ? vs.dims[k] : 1;
   dnnl_memory_desc_t md;
   if (dnnl_memory_desc_reshape(&md, &s->slots[sl].md, nd, d) != dnnl_success) {
     dnnl_memory_desc_t plain, smd = s->slots[sl].md;
     nn_shape src_shape;
     src_shape.ndim = smd.ndims;
-    for (int k = 0; k < smd.ndims; k++) src_shape.dims[k] = smd.dims[k];
+    for (int k = 0; k < smd.ndims; k++)
+      src_shape.dims[k] = smd.dims[k];
     md_plain(&plain, src_shape, smd.data_type);
     int t = slot_alloc(s, &plain);
     if (t < 0) return dn_nomem(s);
@@ -761,9 +781,9 @@ static int plan_pool(dn_state *s, int i) {
       return DLP_ERR_UNSUPPORTED;
   }
   dnnl_alg_kind_t alg = max ? dnnl_pooling_max
-                            : pa.count_include_pad
-                                  ? dnnl_pooling_avg_include_padding
-                                  : dnnl_pooling_avg_exclude_padding;
+                        : pa.count_include_pad
+                            ? dnnl_pooling_avg_include_padding
+                            : dnnl_pooling_avg_exclude_padding;
   int xsl = value_slot(s, x);
   if (xsl < 0) return dn_nomem(s);
   dnnl_memory_desc_t dst;
@@ -771,8 +791,8 @@ static int plan_pool(dn_state *s, int i) {
   dnnl_pooling_v2_desc_t pdsc;
   dnnl_primitive_desc_t pd = NULL;
   if (dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, alg,
-                                        &s->slots[xsl].md, &dst, st, k, dil,
-                                        pl, pr) != dnnl_success ||
+                                        &s->slots[xsl].md, &dst, st, k, dil, pl,
+                                        pr) != dnnl_success ||
       dnnl_primitive_desc_create(&pd, &pdsc, s->attr, s->eng, NULL) !=
           dnnl_success)
     return DLP_ERR_UNSUPPORTED;
@@ -823,15 +843,18 @@ static int plan_eltwise(dn_state *s, int i) {
   }
   int ysl = out_slot(s, n->in[0], true, &xmd);
   if (ysl < 0) {
-    for (int k = 0; k < ne; k++) dnnl_primitive_desc_destroy(pd[k]);
+    for (int k = 0; k < ne; k++)
+      dnnl_primitive_desc_destroy(pd[k]);
     return dn_nomem(s);
   }
   bind(s, n->out, ysl);
   int rc = DLP_OK;
   for (int k = 0; k < ne; k++) {
     dn_arg args[2] = {{DNNL_ARG_SRC, k == 0 ? xsl : ysl}, {DNNL_ARG_DST, ysl}};
-    if (rc == DLP_OK) rc = emit_prim(s, pd[k], "eltwise", 2, args);
-    else dnnl_primitive_desc_destroy(pd[k]);
+    if (rc == DLP_OK)
+      rc = emit_prim(s, pd[k], "eltwise", 2, args);
+    else
+      dnnl_primitive_desc_destroy(pd[k]);
   }
   return rc;
 }
@@ -848,9 +871,9 @@ static int plan_batchnorm(dn_state *s, int i) {
   dnnl_batch_normalization_desc_t bd;
   dnnl_primitive_desc_t pd = NULL;
   unsigned flags = dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift;
-  if (dnnl_batch_normalization_forward_desc_init(
-          &bd, dnnl_forward_inference, &xmd, n->attr.eps,
-          flags) != dnnl_success ||
+  if (dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_inference,
+                                                 &xmd, n->attr.eps,
+                                                 flags) != dnnl_success ||
       dnnl_primitive_desc_create(&pd, &bd, s->attr, s->eng, NULL) !=
           dnnl_success)
     return DLP_ERR_UNSUPPORTED;
@@ -899,7 +922,8 @@ static int plan_binary(dn_state *s, int i) {
   } else { /* right-aligned broadcast: pad b's dims with leading ones */
     nn_shape b2 = as;
     int off = as.ndim - bs.ndim;
-    for (int d = 0; d < as.ndim; d++) b2.dims[d] = d < off ? 1 : bs.dims[d - off];
+    for (int d = 0; d < as.ndim; d++)
+      b2.dims[d] = d < off ? 1 : bs.dims[d - off];
     md_plain(&bmd, b2, amd->data_type);
   }
   dnnl_binary_desc_t bd;
@@ -934,8 +958,8 @@ static int plan_binary(dn_state *s, int i) {
     return rc;
   }
   bind(s, n->out, ysl);
-  dn_arg args[3] = {{DNNL_ARG_SRC_0, asl}, {DNNL_ARG_SRC_1, bsl},
-                    {DNNL_ARG_DST, ysl}};
+  dn_arg args[3] = {
+      {DNNL_ARG_SRC_0, asl}, {DNNL_ARG_SRC_1, bsl}, {DNNL_ARG_DST, ysl}};
   return emit_prim(s, pd, "binary", 3, args);
 }
 
@@ -955,10 +979,9 @@ static int plan_concat(dn_state *s, int i) {
     if (mds[k].data_type != mds[0].data_type) blocked_ok = false;
   }
   dnnl_primitive_desc_t pd = NULL;
-  bool plain = !blocked_ok ||
-               dnnl_concat_primitive_desc_create(&pd, NULL, n->n_in, axis, mds,
-                                                 s->attr, s->eng) !=
-                   dnnl_success;
+  bool plain = !blocked_ok || dnnl_concat_primitive_desc_create(
+                                  &pd, NULL, n->n_in, axis, mds, s->attr,
+                                  s->eng) != dnnl_success;
   if (plain) { /* mixed types or layouts oneDNN will not mix: plain f32 */
     for (int k = 0; k < n->n_in; k++)
       md_plain(&mds[k], vshape(s, n->in[k]), dnnl_f32);
@@ -1044,23 +1067,33 @@ static int plan_ref(dn_state *s, int i) {
 
 static int plan_node(dn_state *s, int i) {
   switch (s->g->nodes[i].op) {
-  case NN_OP_CONV2D: return plan_conv(s, i);
-  case NN_OP_DENSE: return plan_dense(s, i);
-  case NN_OP_BATCHNORM: return plan_batchnorm(s, i);
+  case NN_OP_CONV2D:
+    return plan_conv(s, i);
+  case NN_OP_DENSE:
+    return plan_dense(s, i);
+  case NN_OP_BATCHNORM:
+    return plan_batchnorm(s, i);
   case NN_OP_ACT:
-  case NN_OP_CLIP: return plan_eltwise(s, i);
-  case NN_OP_SOFTMAX: return plan_softmax(s, i);
+  case NN_OP_CLIP:
+    return plan_eltwise(s, i);
+  case NN_OP_SOFTMAX:
+    return plan_softmax(s, i);
   case NN_OP_MAXPOOL:
   case NN_OP_AVGPOOL:
   case NN_OP_GLOBAL_AVGPOOL:
-  case NN_OP_GLOBAL_MAXPOOL: return plan_pool(s, i);
+  case NN_OP_GLOBAL_MAXPOOL:
+    return plan_pool(s, i);
   case NN_OP_ADD:
-  case NN_OP_MUL: return plan_binary(s, i);
-  case NN_OP_CONCAT: return plan_concat(s, i);
+  case NN_OP_MUL:
+    return plan_binary(s, i);
+  case NN_OP_CONCAT:
+    return plan_concat(s, i);
   case NN_OP_FLATTEN:
   case NN_OP_RESHAPE:
-  case NN_OP_IDENTITY: return plan_view(s, i);
-  default: return DLP_ERR_UNSUPPORTED; /* transpose, pad, ... */
+  case NN_OP_IDENTITY:
+    return plan_view(s, i);
+  default:
+    return DLP_ERR_UNSUPPORTED; /* transpose, pad, ... */
   }
 }
 
@@ -1077,7 +1110,8 @@ static void dnnl_state_free(void *state) {
   }
   for (int k = 0; k < s->n_slots; k++)
     if (s->slots[k].mem) dnnl_memory_destroy(s->slots[k].mem);
-  for (int k = 0; k < s->n_owned; k++) free(s->owned[k]);
+  for (int k = 0; k < s->n_owned; k++)
+    free(s->owned[k]);
   if (s->attr) dnnl_primitive_attr_destroy(s->attr);
   if (s->attr_math) dnnl_primitive_attr_destroy(s->attr_math);
   if (s->strm) dnnl_stream_destroy(s->strm);
@@ -1153,7 +1187,8 @@ static int setup(dn_state *s) {
       s->uses_left[v]++;
       s->consumer[v] = i;
     }
-  for (int k = 0; k < g->n_outputs; k++) s->last_use[g->outputs[k]] = DN_KEEP;
+  for (int k = 0; k < g->n_outputs; k++)
+    s->last_use[g->outputs[k]] = DN_KEEP;
   s->wino = wino_graph(s);
   dnnl_status_t st = dnnl_engine_create(&s->eng, dnnl_cpu, 0);
   if (st == dnnl_success)
@@ -1162,7 +1197,8 @@ static int setup(dn_state *s) {
   if (st == dnnl_success)
     st = dnnl_primitive_attr_set_scratchpad_mode(s->attr,
                                                  dnnl_scratchpad_mode_user);
-  if (st == dnnl_success) st = dnnl_primitive_attr_clone(&s->attr_math, s->attr);
+  if (st == dnnl_success)
+    st = dnnl_primitive_attr_clone(&s->attr_math, s->attr);
   if (st == dnnl_success && s->bf16)
     st = dnnl_primitive_attr_set_fpmath_mode(s->attr_math,
                                              dnnl_fpmath_mode_bf16);
@@ -1203,17 +1239,20 @@ static int materialise(dn_state *s) {
   for (int k = 0; k < s->n_slots; k++) {
     dn_slot *sl = &s->slots[k];
     void *p = NULL;
-    if (sl->kind == SL_BLOCK) p = (char *)s->arena + s->blocks[sl->idx].off;
-    else if (sl->kind == SL_CONST) p = sl->ptr;
-    else if (sl->kind == SL_SCRATCH) p = s->scratch;
+    if (sl->kind == SL_BLOCK)
+      p = (char *)s->arena + s->blocks[sl->idx].off;
+    else if (sl->kind == SL_CONST)
+      p = sl->ptr;
+    else if (sl->kind == SL_SCRATCH)
+      p = s->scratch;
     dnnl_status_t st = dnnl_memory_create(&sl->mem, &sl->md, s->eng, p);
     if (st != dnnl_success) return dn_fail(s, st, "memory creation");
   }
   for (int k = 0; k < s->n_steps; k++) {
     dn_step *st = &s->steps[k];
     for (int a = 0; a < st->nargs; a++)
-      st->exec[a] = (dnnl_exec_arg_t){st->args[a].arg,
-                                      s->slots[st->args[a].slot].mem};
+      st->exec[a] =
+          (dnnl_exec_arg_t){st->args[a].arg, s->slots[st->args[a].slot].mem};
   }
   return DLP_OK;
 }
@@ -1236,7 +1275,7 @@ static int plan_common(dlp_err *e, const nn_graph *g, int64_t batch,
   s->act_dt = bf16 ? dnnl_bf16 : dnnl_f32;
   s->e = e;
   s->cur = -1;
-  int prev = threads_set(threads);
+  int prev = nn_dnnl_threads_set(threads);
   int rc = setup(s);
   for (int i = 0; rc == DLP_OK && i < g->n_nodes; i++) {
     s->cur = i;
@@ -1248,7 +1287,7 @@ static int plan_common(dlp_err *e, const nn_graph *g, int64_t batch,
   }
   if (rc == DLP_OK) rc = plan_outputs(s);
   if (rc == DLP_OK) rc = materialise(s);
-  threads_set(prev);
+  nn_dnnl_threads_set(prev);
   s->e = NULL;
   if (rc != DLP_OK) {
     dnnl_state_free(s);
@@ -1258,8 +1297,8 @@ static int plan_common(dlp_err *e, const nn_graph *g, int64_t batch,
   return DLP_OK;
 }
 
-static int dnnl_plan(dlp_err *e, const nn_graph *g, int64_t batch,
-                     int threads, void **state) {
+static int dnnl_plan(dlp_err *e, const nn_graph *g, int64_t batch, int threads,
+                     void **state) {
   return plan_common(e, g, batch, threads, false, state);
 }
 
@@ -1271,11 +1310,16 @@ static int dnnl_plan_bf16(dlp_err *e, const nn_graph *g, int64_t batch,
 static void *slot_ptr(const dn_state *s, const dn_slot *sl,
                       const float *const *inputs, float *const *outputs) {
   switch (sl->kind) {
-  case SL_BLOCK: return (char *)s->arena + s->blocks[sl->idx].off;
-  case SL_CONST: return sl->ptr;
-  case SL_INPUT: return (void *)inputs[sl->idx];
-  case SL_OUTPUT: return outputs[sl->idx];
-  default: return s->scratch;
+  case SL_BLOCK:
+    return (char *)s->arena + s->blocks[sl->idx].off;
+  case SL_CONST:
+    return sl->ptr;
+  case SL_INPUT:
+    return (void *)inputs[sl->idx];
+  case SL_OUTPUT:
+    return outputs[sl->idx];
+  default:
+    return s->scratch;
   }
 }
 
@@ -1283,7 +1327,8 @@ static void view_of(const dn_state *s, int v, void *p, nn_tensor *t) {
   nn_shape sh = vshape(s, v);
   memset(t, 0, sizeof *t);
   t->ndim = sh.ndim;
-  for (int d = 0; d < NN_MAX_DIMS; d++) t->dims[d] = d < sh.ndim ? sh.dims[d] : 1;
+  for (int d = 0; d < NN_MAX_DIMS; d++)
+    t->dims[d] = d < sh.ndim ? sh.dims[d] : 1;
   t->data = p;
   t->is_view = true;
 }
@@ -1329,7 +1374,7 @@ static int dnnl_run(dlp_err *e, void *state, const float *const *inputs,
     if (sl->kind == SL_INPUT || sl->kind == SL_OUTPUT)
       dnnl_memory_set_data_handle(sl->mem, slot_ptr(s, sl, inputs, outputs));
   }
-  int prev = threads_set(s->threads);
+  int prev = nn_dnnl_threads_set(s->threads);
   int rc = DLP_OK;
   for (int k = 0; k < s->n_steps && rc == DLP_OK; k++) {
     dn_step *st = &s->steps[k];
@@ -1346,7 +1391,7 @@ static int dnnl_run(dlp_err *e, void *state, const float *const *inputs,
     }
   }
   dnnl_stream_wait(s->strm);
-  threads_set(prev);
+  nn_dnnl_threads_set(prev);
   return rc;
 }
 

@@ -20,4 +20,10 @@ extern const nn_backend_ops nn_backend_dnnl_bf16;
 int nn_dnnl_ref_node(dlp_err *e, const nn_node *n, const nn_tensor *const *ins,
                      nn_tensor *y);
 
+/* Sets oneDNN's (OpenMP) thread count for the calling thread, before a
+ * primitive is created or run (oneDNN fixes a primitive's team when it is
+ * created); returns the previous one (0 when unknown; n <= 0 changes
+ * nothing). Used by the inference plans and the trainer. */
+int nn_dnnl_threads_set(int n);
+
 #endif /* DLP_NN_DNNL_BACKEND_H */

@@ -11,6 +11,7 @@
  * `any` is used for all. */
 #include "dnnl_train.h"
 
+#include "dnnl_backend.h"
 #include "grad.h"
 
 #include <dlfcn.h>
@@ -62,18 +63,6 @@ struct nn_dnnl_conv {
   dt_variant var[N_VARIANTS];
   int next; /* the slot a new batch size replaces */
 };
-
-int nn_dnnl_threads_set(int n) {
-  /* OpenMP is oneDNN's CPU runtime here (Debian builds it so); libdlp does
-   * not link libgomp itself, so its entry points are looked up */
-  if (n <= 0) return 0;
-  int (*get)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_max_threads");
-  void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
-  if (!get || !set) return 0;
-  int prev = get();
-  set(n);
-  return prev;
-}
 
 static int dt_fail(dlp_err *e, dnnl_status_t st, const char *what) {
   if (st == dnnl_unimplemented)

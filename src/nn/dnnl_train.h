@@ -54,9 +54,6 @@ int nn_dnnl_conv_backward(dlp_err *e, nn_dnnl_conv *c, const nn_tensor *x,
                           const nn_tensor *w, const nn_tensor *dy,
                           nn_tensor *dx, nn_tensor *dw, nn_tensor *db);
 
-/* Sets oneDNN's (OpenMP) thread count for the calling thread; returns the
- * previous one (0 when unknown). */
-int nn_dnnl_threads_set(int n);
 
 #endif /* DLP_NN_DNNL_TRAIN_H */
 
