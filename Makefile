@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS   ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-fast test-asan demo bench install uninstall clean help format
+.PHONY: all deps build test test-fast test-asan demo bench pretrain install uninstall clean help format
 
 all: build
 
@@ -14,6 +14,7 @@ help:
 	@echo "make test       install deps, build, run every test, then again under ASan+UBSan"
 	@echo "make test-fast  the tests of the release build only"
 	@echo "make bench      the side-by-side benchmarks (bench/RESULTS.md)"
+	@echo "make pretrain   retrain the shipped backbone from its recipe (models/README.md)"
 	@echo "make install    install library, header, dlp and dlp.pc (PREFIX=$(PREFIX))"
 	@echo "make clean      remove build folders"
 
@@ -42,12 +43,18 @@ test: test-fast test-asan
 demo: build
 	@scripts/demo.sh $(BUILD)/dlp
 
+# Rebuilds models/clipart_mobilenet_v2_0.5_96.h5 (about 10 min on 2 cores).
+pretrain: build
+	@scripts/install-deps.sh --pretrain
+	@scripts/pretrain.sh --bin $(BUILD)/dlp
+
 bench: build
 	@scripts/install-deps.sh --bench
 	cd bench/ort && npm install --ignore-scripts --no-audit --no-fund >/dev/null
 	/usr/bin/python3 bench/image_pipeline.py --dlp $(BUILD)/bench/bench_decode
 	BENCH_NN=$(BUILD)/bench/bench_nn /usr/bin/python3 bench/nn_models.py
 	/usr/bin/python3 bench/logreg.py --lrfit $(BUILD)/tests/lrfit
+	/usr/bin/python3 bench/train.py --trainbench $(BUILD)/tests/trainbench
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

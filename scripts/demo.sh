@@ -2,18 +2,20 @@
 # demo.sh - the offline demo: reads the ~800 Tux Paint stamps (PNG files in
 # category folders, Debian package tuxpaint-stamps-default) into a table
 # labelled by folder, shows it, counts images per label, and splits it into
-# train/test files, then featurizes the test part with a zoo CNN (random
-# weights) and predicts with a cached model if there is one. Then the sparkdl
-# story: fit a featurizer + logistic regression pipeline on the labelled
-# folder, print its test accuracy, save it, reload it to predict a few
-# images, evaluate it with an HTML report, and tune it on cached features.
-# Output goes to demo-out/.
+# train/test files. Then the sparkdl story with the backbone that ships with
+# dlp (models/clipart_mobilenet_v2_0.5_96.h5): featurize, fit logistic
+# regression on 80% and print the test accuracy next to what the same
+# network with random weights gives, save, reload in a new process and
+# predict, evaluate with an HTML report, tune on cached features, and
+# fine-tune the backbone. Output goes to demo-out/.
 #   scripts/demo.sh [PATH/TO/dlp]      (default: build/dlp; 'make demo' runs it)
 set -euo pipefail
 
 BIN=${1:-build/dlp}
 STAMPS=${DLP_DEMO_IMAGES:-/usr/share/tuxpaint/stamps}
 OUT=demo-out
+BACKBONE=${DLP_DEMO_BACKBONE:-models/clipart_mobilenet_v2_0.5_96.h5}
+FT_EPOCHS=${DLP_DEMO_FT_EPOCHS:-4}
 
 if [ ! -x "$BIN" ]; then
   echo "demo: no dlp binary at '$BIN'; build first (make build)" >&2
@@ -22,6 +24,11 @@ fi
 if [ ! -d "$STAMPS" ]; then
   echo "demo: '$STAMPS' is missing; run scripts/install-deps.sh" \
     "(package tuxpaint-stamps-default)" >&2
+  exit 1
+fi
+if [ ! -f "$BACKBONE" ]; then
+  echo "demo: the pretrained backbone '$BACKBONE' is missing (it is committed;" \
+    "'make pretrain' rebuilds it)" >&2
   exit 1
 fi
 mkdir -p "$OUT"
@@ -65,40 +72,40 @@ say_run convert "$OUT/test.db" "$OUT/test.csv" --overwrite
 printf '\nfirst line of %s:\n' "$OUT/test.jsonl"
 head -n 1 "$OUT/test.jsonl"
 
-section "8. featurize + predict"
-echo "No pretrained weights ship with dlp yet (issue 6 brings a pretrained"
-echo "network). Real Keras weights can be imported with 'dlp models import FILE'."
-echo "Here: the zoo's MobileNetV2 with RANDOM weights (--random-weights), so the"
-echo "vectors mean nothing, but their size and the speed are real."
+section "8. Featurize with the pretrained backbone that ships with dlp"
+echo "$BACKBONE: Keras' MobileNetV2 (alpha 0.5, 96x96 input),"
+echo "pretrained by dlp's own trainer on Debian's openclipart-png with every"
+echo "near-duplicate of these stamps removed ('make pretrain', models/README.md)."
+echo "Features are its pooled 1280-d layer."
 echo
-say_run featurize "$OUT/test.db" --model MobileNetV2 --random-weights \
-  --overwrite --out "$OUT/test_features.db"
-say_run show "$OUT/test_features.db" --schema
-# A model in the cache (imported or fetched) can predict for real.
-cached=$("$BIN" models list 2>/dev/null | awk -F'│' '$5 ~ /yes/ {gsub(/ /, "", $2); print $2; exit}')
-if [ -n "$cached" ]; then
-  say_run predict "$OUT/test.db" --model "$cached" --top-k 3 --show \
-    --overwrite --out "$OUT/test_predictions.db"
-else
-  echo
-  echo "predict: skipped, no model is in the cache ('dlp models list'; add one"
-  echo "with 'dlp models import FILE' or 'dlp models fetch MobileNetV2')."
-fi
+say_run featurize "$OUT/stamps.db" --model-file "$BACKBONE" \
+  --overwrite --out "$OUT/features.db"
+say_run show "$OUT/features.db" --schema
+echo
+echo "The same network with random weights, for comparison:"
+say_run featurize "$OUT/stamps.db" --model MobileNetV2_0.5 --random-weights \
+  --seed 1 --input-size 96x96 --overwrite --out "$OUT/features_random.db"
 
-section "9. Transfer learning: featurizer + logistic regression, one command"
-echo "sparkdl's example: DeepImageFeaturizer -> LogisticRegression, fitted on a"
-echo "labelled folder, scored on a held-out 20%. With RANDOM weights (no"
-echo "pretrained network until issue 6), so the accuracy above chance comes from"
-echo "random convolutional features; with imported Keras weights ('dlp models"
-echo "import FILE', then --model NAME without --random-weights) it is the real"
-echo "thing. The largest class decides what always guessing it would score:"
+section "9. Transfer learning: logistic regression on the features"
+echo "sparkdl's DeepImageFeaturizer -> LogisticRegression, fitted on 80% of the"
+echo "stamps and scored on the other 20% (the same split for both feature sets)."
+echo "The largest class decides what always guessing it would score:"
 "$BIN" show "$OUT/stamps.db" --counts label -n 1
 echo
-say_run fit --images "$STAMPS" --labels-from-dirs --model MobileNetV2 \
-  --random-weights --max-iter 100 --reg 0.01 --split 0.8,0.2 --seed 42 \
-  --overwrite --out "$OUT/stamps.dlp"
+say_run fit --features-from "$OUT/features.db" --model-file "$BACKBONE" \
+  --max-iter 200 --reg 0.01 --split 0.8,0.2 --seed 42 --overwrite \
+  --out "$OUT/stamps.dlp" 2>&1 | tee "$OUT/fit.log"
 echo
-echo "The saved pipeline: a JSON manifest and .npy arrays."
+say_run fit --features-from "$OUT/features_random.db" --max-iter 200 \
+  --reg 0.01 --split 0.8,0.2 --seed 42 --overwrite \
+  --out "$OUT/stamps_random.dlp" 2>&1 | tee "$OUT/fit_random.log"
+acc() { sed -n 's/^test .*accuracy \([0-9.]*\).*/\1/p' "$1"; }
+printf '\n%stest accuracy, pretrained backbone:       %s%s\n' "$bold" \
+  "$(acc "$OUT/fit.log")" "$plain"
+printf '%stest accuracy, same network, random init: %s%s\n' "$bold" \
+  "$(acc "$OUT/fit_random.log")" "$plain"
+echo
+echo "The saved pipeline (featurizer + model): a JSON manifest and .npy arrays."
 ls -l "$OUT/stamps.dlp"
 
 section "10. Reload the pipeline in a new process and predict a few images"
@@ -109,21 +116,27 @@ done
 say_run transform --pipeline "$OUT/stamps.dlp" "$OUT/new" --show --overwrite \
   --out "$OUT/new_predictions.jsonl"
 
-section "11. Featurize once, evaluate on the held-out part, HTML report"
-echo "Features written once serve every later experiment (--features-from, or"
-echo "a table that has the features: the pipeline's featurizer is then skipped)."
-echo "'dlp split' with the same weights and seed gives fit's test part."
-say_run featurize "$OUT/stamps.db" --model MobileNetV2 --random-weights \
-  --overwrite --out "$OUT/features.db"
+section "11. Evaluate on the held-out part, with an HTML report"
+echo "'dlp split' with the same weights and seed gives fit's test part; the"
+echo "table has the features, so the pipeline's featurizer is skipped."
 say_run split "$OUT/features.db" --weights 0.8,0.2 --seed 42 --overwrite \
   --out "$OUT/features_train.db,$OUT/features_test.db"
 say_run evaluate --pipeline "$OUT/stamps.dlp" "$OUT/features_test.db" \
   --report "$OUT/report.html"
 
 section "12. Tune the regularisation by 3-fold cross-validation (cached features)"
-say_run tune --features-from "$OUT/features.db" --model MobileNetV2 \
-  --random-weights --grid 'reg=0.01,0.1;elastic-net=0,0.5' --folds 3 \
+say_run tune --features-from "$OUT/features.db" --model-file "$BACKBONE" \
+  --grid 'reg=0.001,0.01,0.1;elastic-net=0,0.5' --folds 3 --max-iter 200 \
   --parallelism 2 --split 0.8,0.2 --seed 42 --overwrite --out "$OUT/best.dlp"
+
+section "13. Fine-tune the backbone itself"
+echo "KerasImageFileEstimator's job: a new head on the backbone, its last"
+echo "blocks unfrozen, trained with augmentation; 20% of the stamps validate."
+say_run finetune --images "$STAMPS" --model-file "$BACKBONE" \
+  --freeze-until block_15_add --epochs $FT_EPOCHS --batch-size 32 --lr 0.001 \
+  --seed 42 --overwrite --out "$OUT/stamps_finetuned.h5"
+say_run predict "$OUT/new" --model-file "$OUT/stamps_finetuned.h5" --top-k 2 \
+  --show --overwrite --out "$OUT/new_finetuned.jsonl"
 
 section "Done"
 echo "Files in $OUT/:"
