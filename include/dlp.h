@@ -1221,8 +1221,9 @@ DLP_API DLP_MUST_CHECK int dlp_hash_pairs(dlp_ctx *ctx,
  *     dlp_finetune_result_clear(&r);
  *
  * The model is cut at its feature layer (the pooled vector), the head's
- * layers and a final Dense(K) are appended, and the graph trains on the
- * reference kernels. Images are decoded once: training images are kept a
+ * layers and a final Dense(K) are appended, and the graph trains with
+ * oneDNN's convolution primitives and dlp's threaded kernels (bit-identical
+ * run to run for a given thread count). Images are decoded once: training images are kept a
  * little larger than the input (aspect kept) and augmented from that cache
  * every epoch; validation images are resized to the input exactly as
  * inference does, so the validation predictions equal what the saved model

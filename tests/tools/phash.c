@@ -1,7 +1,7 @@
-/* phash.c - test tool: perceptual hashes, the pretraining-set dedup, and
- * an augmentation driver, so Python tests and scripts/pretrain-data.sh can
- * run the library's code. (The user-facing form of dedup would be a `dlp`
- * sub-command; this tool is its test driver for now.)
+/* phash.c - test tool: perceptual hashes, a dedup driver over the library
+ * functions, and an augmentation driver, so Python tests can run the
+ * library's code directly. (Users and scripts/pretrain-data.sh use `dlp
+ * dedup`.)
  *
  *   phash hash FILE|IN.npy...
  *       one line per input: "PHASH PHASH_MIRROR DHASH FLAT PHASH_TRIM
