@@ -16,6 +16,7 @@ STAMPS=${DLP_DEMO_IMAGES:-/usr/share/tuxpaint/stamps}
 OUT=demo-out
 BACKBONE=${DLP_DEMO_BACKBONE:-models/clipart_mobilenet_v2_0.5_96.h5}
 FT_EPOCHS=${DLP_DEMO_FT_EPOCHS:-4}
+LAYER=global_average_pooling2d # the backbone's pooled features
 
 if [ ! -x "$BIN" ]; then
   echo "demo: no dlp binary at '$BIN'; build first (make build)" >&2
@@ -76,10 +77,11 @@ section "8. Featurize with the pretrained backbone that ships with dlp"
 echo "$BACKBONE: Keras' MobileNetV2 (alpha 0.5, 96x96 input),"
 echo "pretrained by dlp's own trainer on Debian's openclipart-png with every"
 echo "near-duplicate of these stamps removed ('make pretrain', models/README.md)."
-echo "Features are its pooled 1280-d layer."
+echo "Features are its pooled 1280-d layer ($LAYER; without --layer a model"
+echo "file gives its output, here the 54 clip-art class probabilities)."
 echo
 say_run featurize "$OUT/stamps.db" --model-file "$BACKBONE" \
-  --overwrite --out "$OUT/features.db"
+  --layer "$LAYER" --overwrite --out "$OUT/features.db"
 say_run show "$OUT/features.db" --schema
 echo
 echo "The same network with random weights, for comparison:"
@@ -93,7 +95,7 @@ echo "The largest class decides what always guessing it would score:"
 "$BIN" show "$OUT/stamps.db" --counts label -n 1
 echo
 say_run fit --features-from "$OUT/features.db" --model-file "$BACKBONE" \
-  --max-iter 200 --reg 0.01 --split 0.8,0.2 --seed 42 --overwrite \
+  --layer "$LAYER" --max-iter 200 --reg 0.01 --split 0.8,0.2 --seed 42 --overwrite \
   --out "$OUT/stamps.dlp" 2>&1 | tee "$OUT/fit.log"
 echo
 say_run fit --features-from "$OUT/features_random.db" --max-iter 200 \
@@ -126,7 +128,7 @@ say_run evaluate --pipeline "$OUT/stamps.dlp" "$OUT/features_test.db" \
 
 section "12. Tune the regularisation by 3-fold cross-validation (cached features)"
 say_run tune --features-from "$OUT/features.db" --model-file "$BACKBONE" \
-  --grid 'reg=0.001,0.01,0.1;elastic-net=0,0.5' --folds 3 --max-iter 200 \
+  --layer "$LAYER" --grid 'reg=0.001,0.01,0.1;elastic-net=0,0.5' --folds 3 --max-iter 200 \
   --parallelism 2 --split 0.8,0.2 --seed 42 --overwrite --out "$OUT/best.dlp"
 
 section "13. Fine-tune the backbone itself"

@@ -391,6 +391,11 @@ static const cli_opt sql_opts[] = {
        .kind = CLI_STR,                                                        \
        .metavar = "FILE",                                                      \
        .help = "a Keras .h5 or .onnx model file instead of --model"},          \
+      {.name = "layer",                                                        \
+       .kind = CLI_STR,                                                        \
+       .metavar = "L",                                                         \
+       .help = "the layer whose output is the feature vector [default: a "     \
+               "zoo model's pooled layer; a file's output]"},                  \
       {.name = "random-weights",                                               \
        .kind = CLI_FLAG,                                                       \
        .help = "the zoo architecture with seeded random weights (for tests "   \

@@ -284,6 +284,8 @@ static int featurizer_stage(const cli_args *a, dlp_ctx *ctx, dlp_stage *s,
                                    "NAME' (a zoo architecture)");
   int rc = set(ctx, a, s, "modelName", model ? model : "InceptionV3");
   if (rc == CLI_EXIT_OK && file) rc = set(ctx, a, s, "modelFile", file);
+  if (rc == CLI_EXIT_OK && opt_str(a, "layer"))
+    rc = set(ctx, a, s, "layer", opt_str(a, "layer"));
   if (rc == CLI_EXIT_OK && cli_flag(a, "random-weights"))
     rc = set(ctx, a, s, "randomWeights", "true");
   if (rc == CLI_EXIT_OK)

@@ -11,7 +11,11 @@ softmax. Tux Paint stamps composited on white and resized to 96x96 by PIL
 own preprocessing (its dlp_preprocess attribute, 'tf': x / 127.5 - 1) and
 through PyTorch in float64: the probabilities must agree within 1e-4, and
 `dlp predict` must name the same top class with the file's class names,
-which must also equal models/...labels.json and the README's count."""
+which must also equal models/...labels.json and the README's count.
+`dlp featurize --layer global_average_pooling2d` must give PyTorch's pooled
+features, and a pipeline fitted on them with `dlp fit --model-file ...
+--layer ...` must featurize images the same way (`dlp transform` on the
+image folder == on the feature table)."""
 import json
 import os
 import re
@@ -83,6 +87,56 @@ def make_inputs(d):
     return np.stack(pixels)
 
 
+def dlp(*args):
+    return subprocess.run([DLP] + list(args), capture_output=True, text=True)
+
+
+def transform_probs(pipe, src, out):
+    r = dlp("transform", "--pipeline", pipe, src, "--out", out)
+    if r.returncode:
+        return None, r.stderr
+    rows = [json.loads(line) for line in open(out)]
+    key = lambda row: os.path.basename(row["image"]["origin"])
+    return {key(row): np.array(row["probability"]) for row in rows}, ""
+
+
+def check_features(d, imgs, want):
+    """featurize --layer == PyTorch's pooled features; fit --layer records
+    the layer, so transform on images equals transform on features."""
+    layer = "global_average_pooling2d"
+    feats = os.path.join(d, "f.jsonl")
+    r = dlp("featurize", "--model-file", MODEL, "--layer", layer, imgs, "--out", feats)
+    check("featurize --layer runs", r.returncode == 0, r.stderr)
+    if r.returncode:
+        return
+    rows = [json.loads(line) for line in open(feats)]
+    got = np.array([row["features"] for row in sorted(rows, key=lambda x: x["image"]["origin"])])
+    err = float(np.abs(got - want).max() / np.abs(want).max()) if got.shape == want.shape else 1.0
+    check("featurize --layer %s == PyTorch's pooled features (rel %.2g)" % (layer, err),
+          err < 1e-4)
+    # Two labels by file name; a pipeline fitted on every row.
+    table = os.path.join(d, "f_labelled.jsonl")
+    with open(table, "w") as fp:
+        for i, row in enumerate(sorted(rows, key=lambda x: x["image"]["origin"])):
+            row["label"] = "ab"[i % 2]
+            fp.write(json.dumps(row) + "\n")
+    pipe = os.path.join(d, "p.dlp")
+    r = dlp("fit", "--features-from", table, "--model-file", MODEL, "--layer", layer,
+            "--split", "1", "--max-iter", "20", "--out", pipe)
+    check("fit --features-from --model-file --layer runs", r.returncode == 0, r.stderr)
+    if r.returncode:
+        return
+    manifest = open(os.path.join(pipe, "pipeline.json")).read()
+    check("the saved pipeline records the layer", '"%s"' % layer in manifest)
+    a, err_a = transform_probs(pipe, imgs, os.path.join(d, "ti.jsonl"))
+    b, err_b = transform_probs(pipe, table, os.path.join(d, "tf.jsonl"))
+    check("transform runs on images and on features", a is not None and b is not None,
+          err_a + err_b)
+    if a is not None and b is not None:
+        diff = max(float(np.abs(a[k] - b[k]).max()) for k in a) if a.keys() == b.keys() else 1.0
+        check("transform on images == on the feature table (max abs %.2g)" % diff, diff < 1e-5)
+
+
 def main():
     if not os.path.exists(MODEL):
         check("the shipped backbone exists at " + MODEL, False)
@@ -117,6 +171,7 @@ def main():
                 err = float(np.abs(got - want).max()) if got.shape == want.shape else 1.0
                 check("dlp apply == PyTorch on the file's weights (max abs %.2g)" % err,
                       err < 1e-4)
+            check_features(d, imgs, feats.numpy())
             pred = os.path.join(d, "p.jsonl")
             r = subprocess.run([DLP, "predict", "--model-file", MODEL, "-k", "1", imgs,
                                 "--out", pred], capture_output=True, text=True)
