@@ -551,6 +551,11 @@ static int fused_dst(dn_state *s, int i, const dn_fuse *f,
       s->fused[f->act_node] = true;
       uses_done(s, rn);
     }
+    /* Of the values bound to sl, only the last one computed is read later
+     * (the conv's output, the add's when an activation follows, and an
+     * operand added in place are dead), so a later add may overwrite it
+     * instead of copying it first (MobileNetV2's chained residual blocks). */
+    s->slots[sl].nvals = 1;
   }
   *dst = sl;
   return DLP_OK;
