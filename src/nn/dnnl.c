@@ -77,6 +77,7 @@ typedef struct dn_state {
   int n_owned, cap_owned;
   size_t owned_bytes, scratch_size, arena_size;
   void *arena, *scratch;
+  int n_fused_dw; /* 1x1 + depthwise pairs run as one primitive */
   dlp_err *e; /* while planning */
   int cur;    /* node being planned */
 } dn_state;
@@ -153,12 +154,17 @@ static void md_plain(dnnl_memory_desc_t *md, nn_shape sh, dnnl_data_type_t dt) {
   dnnl_memory_desc_init_by_strides(md, nd, dims, dt, strides);
 }
 
-static void md_any(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims,
-                   dnnl_data_type_t dt) {
+static void md_tag(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims,
+                   dnnl_data_type_t dt, dnnl_format_tag_t tag) {
   dnnl_dims_t d;
   for (int k = 0; k < nd; k++)
     d[k] = dims[k];
-  dnnl_memory_desc_init_by_tag(md, nd, d, dt, dnnl_format_tag_any);
+  dnnl_memory_desc_init_by_tag(md, nd, d, dt, tag);
+}
+
+static void md_any(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims,
+                   dnnl_data_type_t dt) {
+  md_tag(md, nd, dims, dt, dnnl_format_tag_any);
 }
 
 static bool md_eq(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b) {
@@ -561,21 +567,31 @@ static int fused_dst(dn_state *s, int i, const dn_fuse *f,
   return DLP_OK;
 }
 
-static int plan_conv(dn_state *s, int i) {
-  const nn_node *n = &s->g->nodes[i];
+/* True when oneDNN chose its reference (unoptimised) implementation. */
+static bool pd_is_ref(const_dnnl_primitive_desc_t pd) {
+  const char *impl = NULL;
+  return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) ==
+             dnnl_success &&
+         impl && strncmp(impl, "ref", 3) == 0;
+}
+
+/* Convolution n's primitive descriptor, with the fused ops of f (the add is
+ * dropped, f->add_node = -1, when oneDNN refuses it), its activations in
+ * nChw16c when `blocked`, else in the layout oneDNN prefers. NULL when
+ * oneDNN has no primitive for it. */
+static dnnl_primitive_desc_t conv_pd(dn_state *s, const nn_node *n,
+                                     const dn_elt *own, int n_own, dn_fuse *f,
+                                     bool blocked) {
   const nn_conv2d_attr *a = &n->attr.conv;
-  int x = n->in[0];
-  nn_shape xs = vshape(s, x), ws = vshape(s, n->in[1]);
+  nn_shape xs = vshape(s, n->in[0]), ws = vshape(s, n->in[1]);
   nn_shape ys = vshape(s, n->out);
-  if (xs.ndim != 4 || ws.ndim != 4 || ys.ndim != 4 || a->groups < 1)
-    return DLP_ERR_UNSUPPORTED;
-  dn_elt own[2];
-  int n_own = act_elts(a->act, a->alpha, own);
-  if (n_own < 0) return DLP_ERR_UNSUPPORTED;
   int64_t G = a->groups, O = ws.dims[0];
-  dnnl_memory_desc_t src, wt, wuser, bias, dst;
-  md_any(&src, 4, xs.dims, s->act_dt);
-  md_any(&dst, 4, ys.dims, s->act_dt);
+  dnnl_memory_desc_t src, wt, bias, dst;
+  /* a first layer's few channels stay plain: the kernels read them so */
+  md_tag(&src, 4, xs.dims, s->act_dt,
+         blocked && xs.dims[1] >= 16 ? dnnl_aBcd16b : dnnl_format_tag_any);
+  md_tag(&dst, 4, ys.dims, s->act_dt,
+         blocked ? dnnl_aBcd16b : dnnl_format_tag_any);
   dnnl_dims_t wd;
   int wnd = G > 1 ? 5 : 4;
   if (G > 1) {
@@ -588,8 +604,6 @@ static int plan_conv(dn_state *s, int i) {
       wd[k] = ws.dims[k];
   }
   md_any(&wt, wnd, wd, s->act_dt);
-  dnnl_memory_desc_init_by_tag(&wuser, wnd, wd, dnnl_f32,
-                               G > 1 ? dnnl_goihw : dnnl_oihw);
   bool has_bias = n->n_in > 2;
   if (has_bias) md_plain(&bias, vshape(s, n->in[2]), dnnl_f32);
   dnnl_dims_t strides = {a->stride[0], a->stride[1]};
@@ -601,33 +615,233 @@ static int plan_conv(dn_state *s, int i) {
   if (dnnl_dilated_convolution_forward_desc_init(
           &cd_auto, dnnl_forward_inference, dnnl_convolution_auto, &src, &wt,
           has_bias ? &bias : NULL, &dst, strides, dil, pl, pr) != dnnl_success)
-    return DLP_ERR_UNSUPPORTED;
+    return NULL;
   cd = cd_auto;
   if (wino &&
       dnnl_dilated_convolution_forward_desc_init(
           &cd, dnnl_forward_inference, dnnl_convolution_winograd, &src, &wt,
           has_bias ? &bias : NULL, &dst, strides, dil, pl, pr) != dnnl_success)
     cd = cd_auto;
-  dn_fuse f;
-  find_fusion(s, i, &f);
   dnnl_primitive_attr_t attr = NULL;
   dnnl_primitive_desc_t pd = NULL;
   dnnl_status_t st = dnnl_runtime_error;
-  if (make_attr(s, own, n_own, &f, &attr)) {
+  if (make_attr(s, own, n_own, f, &attr)) {
     st = dnnl_primitive_desc_create(&pd, &cd, attr, s->eng, NULL);
     if (st != dnnl_success && wino) {
       cd = cd_auto;
       st = dnnl_primitive_desc_create(&pd, &cd, attr, s->eng, NULL);
     }
   }
-  if (st != dnnl_success && f.add_node >= 0) { /* retry without the add */
+  if (st != dnnl_success && f->add_node >= 0) { /* retry without the add */
     if (attr) dnnl_primitive_attr_destroy(attr);
-    f.add_node = -1;
+    attr = NULL;
+    f->add_node = -1;
     if (make_attr(s, own, n_own, NULL, &attr))
       st = dnnl_primitive_desc_create(&pd, &cd, attr, s->eng, NULL);
   }
   if (attr) dnnl_primitive_attr_destroy(attr);
-  if (st != dnnl_success) return DLP_ERR_UNSUPPORTED;
+  return st == dnnl_success ? pd : NULL;
+}
+
+/* oneDNN 2.6's `any` layout is nhwc (brgconv) on avx512_core, but whole
+ * networks run faster here with their activations in nChw16c, where its
+ * jit_1x1, jit_dw and Winograd kernels work and the 1x1 + depthwise pairs
+ * fuse: at batch 16 on 2 threads fp32 ResNet50 +27%, InceptionV3 +26%,
+ * MobileNetV2 +15%, bf16 MobileNetV2 +15%; at batch 1 even (InceptionV3
+ * -5%). So convolutions keep their activations blocked at every batch size
+ * (one layout: an image's features do not depend on the batch it came in,
+ * except through Winograd's batch-dependent tiling, ~1e-6), unless that
+ * leaves a shape only oneDNN's reference kernel takes (odd grouped convs),
+ * where `any` is used. DLP_DNNL_BLOCKED=0 turns it off (for A/B runs). */
+static bool conv_blocked(void) {
+  const char *env = getenv("DLP_DNNL_BLOCKED");
+  return !(env && !strcmp(env, "0"));
+}
+
+/* A depthwise 3x3 conv (stride 1 or 2, multiplier 1) that is the only reader
+ * of a 1x1 stride-1 conv's output: MobileNetV2's expand + depthwise pair.
+ * oneDNN's jit_1x1 kernel computes both in one primitive (a depthwise
+ * post-op), so the expanded tensor, the network's largest, never goes to
+ * memory: MobileNetV2 +6% at batch 16 on 2 threads (bench/RESULTS.md).
+ * Returns the depthwise node, -1 when the pattern does not hold.
+ * DLP_DNNL_FUSE_DW=0 turns it off (for A/B runs). */
+static int dw_partner(const dn_state *s, int i) {
+  const nn_graph *g = s->g;
+  const nn_node *n = &g->nodes[i];
+  const nn_conv2d_attr *a = &n->attr.conv;
+  const char *env = getenv("DLP_DNNL_FUSE_DW");
+  if (env && !strcmp(env, "0")) return -1;
+  if (s->wino || a->groups != 1 || a->stride[0] != 1 || a->stride[1] != 1)
+    return -1;
+  for (int k = 0; k < 4; k++)
+    if (a->pads[k]) return -1;
+  nn_shape ws = vshape(s, n->in[1]);
+  if (ws.ndim != 4 || ws.dims[2] != 1 || ws.dims[3] != 1) return -1;
+  int y = n->out;
+  if (s->uses_left[y] != 1 || is_output(s, y)) return -1;
+  int m = s->consumer[y];
+  const nn_node *d = &g->nodes[m];
+  if (d->op != NN_OP_CONV2D || d->in[0] != y) return -1;
+  const nn_conv2d_attr *b = &d->attr.conv;
+  nn_shape ys = vshape(s, y), dws = vshape(s, d->in[1]);
+  nn_shape zs = vshape(s, d->out);
+  int64_t C = ys.dims[1];
+  int st = b->stride[0];
+  if (b->groups != C || dws.ndim != 4 || dws.dims[0] != C ||
+      dws.dims[1] != 1 || dws.dims[2] != 3 || dws.dims[3] != 3 ||
+      b->stride[1] != st || (st != 1 && st != 2) || b->dilation[0] != 1 ||
+      b->dilation[1] != 1 || b->pads[0] != b->pads[1] ||
+      b->pads[2] != b->pads[3] || b->pads[0] > 1)
+    return -1;
+  /* oneDNN takes the top/left pad and derives the rest from the output
+   * size: a bottom/right pad beyond what the output reads is never used. */
+  for (int k = 0; k < 2; k++) {
+    int64_t in = ys.dims[2 + k], out = zs.dims[2 + k];
+    int64_t need = (out - 1) * st + 3 - in - b->pads[k];
+    if (out != (in + b->pads[k] + b->pads[k + 2] - 3) / st + 1 || need < 0 ||
+        need > b->pads[k + 2])
+      return -1;
+  }
+  return m;
+}
+
+/* Plans conv i with the depthwise conv m fused in (see dw_partner), in
+ * nChw16c: oneDNN 2.6.3's fused kernel returns wrong values on nhwc tensors
+ * (test_dnnl's cases caught it), and where it declines (small maps or
+ * batches) only its reference two-step kernel is left, no faster than two
+ * primitives. DLP_ERR_UNSUPPORTED then: the caller plans them apart. */
+static int plan_conv_dw(dn_state *s, int i, int m) {
+  const nn_node *n = &s->g->nodes[i], *d = &s->g->nodes[m];
+  dn_elt own[4];
+  int n_own = act_elts(n->attr.conv.act, n->attr.conv.alpha, own);
+  if (n_own < 0) return DLP_ERR_UNSUPPORTED;
+  int n_dw = act_elts(d->attr.conv.act, d->attr.conv.alpha, own + 2);
+  if (n_dw < 0) return DLP_ERR_UNSUPPORTED;
+  nn_shape xs = vshape(s, n->in[0]), ws = vshape(s, n->in[1]);
+  nn_shape ys = vshape(s, n->out), zs = vshape(s, d->out);
+  dnnl_memory_desc_t src, wt, wuser, bias, dst;
+  md_tag(&src, 4, xs.dims, s->act_dt, dnnl_aBcd16b);
+  md_tag(&dst, 4, ys.dims, s->act_dt, dnnl_aBcd16b);
+  md_any(&wt, 4, ws.dims, s->act_dt);
+  md_tag(&wuser, 4, ws.dims, dnnl_f32, dnnl_oihw);
+  bool has_bias = n->n_in > 2, dw_bias = d->n_in > 2;
+  if (has_bias) md_plain(&bias, vshape(s, n->in[2]), dnnl_f32);
+  dnnl_dims_t one = {1, 1}, zero = {0, 0};
+  dnnl_convolution_desc_t cd;
+  if (dnnl_convolution_forward_desc_init(
+          &cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &wt,
+          has_bias ? &bias : NULL, &dst, one, zero, zero) != dnnl_success)
+    return DLP_ERR_UNSUPPORTED;
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_post_ops_t po = NULL;
+  dnnl_primitive_desc_t pd = NULL;
+  bool ok = dnnl_primitive_attr_clone(&attr, s->attr_math) == dnnl_success &&
+            dnnl_post_ops_create(&po) == dnnl_success &&
+            append_elts(po, own, n_own) &&
+            dnnl_post_ops_append_dw(po, s->act_dt,
+                                    dw_bias ? dnnl_f32 : dnnl_data_type_undef,
+                                    s->act_dt, 3,
+                                    d->attr.conv.stride[0],
+                                    d->attr.conv.pads[0], 0, 0,
+                                    NULL) == dnnl_success &&
+            append_elts(po, own + 2, n_dw) &&
+            dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success &&
+            dnnl_primitive_desc_create(&pd, &cd, attr, s->eng, NULL) ==
+                dnnl_success &&
+            !pd_is_ref(pd);
+  if (po) dnnl_post_ops_destroy(po);
+  if (attr) dnnl_primitive_attr_destroy(attr);
+  if (!ok) {
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return DLP_ERR_UNSUPPORTED;
+  }
+  const dnnl_memory_desc_t *pdst =
+      dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+  const dnnl_memory_desc_t *pdw = dnnl_primitive_desc_query_md(
+      pd, dnnl_query_exec_arg_md, DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS);
+  bool shape_ok = pdst && pdw && pdst->ndims == 4;
+  for (int k = 0; shape_ok && k < 4; k++)
+    shape_ok = pdst->dims[k] == zs.dims[k];
+  if (!shape_ok) {
+    dnnl_primitive_desc_destroy(pd);
+    return DLP_ERR_UNSUPPORTED;
+  }
+  int64_t C = ys.dims[1];
+  dnnl_dims_t dwd = {C, 1, 1, 3, 3};
+  dnnl_memory_desc_t dwuser, dwbias;
+  dnnl_memory_desc_init_by_tag(&dwuser, 5, dwd, dnnl_f32, dnnl_goihw);
+  if (dw_bias) md_plain(&dwbias, vshape(s, d->in[2]), dnnl_f32);
+  int xsl = -1, wsl = -1, bsl = -1, dwsl = -1, dbsl = -1, zsl = -1;
+  int rc = value_as(s, n->in[0],
+                    dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
+                    &xsl);
+  if (rc == DLP_OK)
+    rc = const_as(s, n->in[1], &wuser,
+                  dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
+                  &wsl);
+  if (rc == DLP_OK && has_bias) rc = value_as(s, n->in[2], &bias, &bsl);
+  if (rc == DLP_OK) rc = const_as(s, d->in[1], &dwuser, pdw, &dwsl);
+  if (rc == DLP_OK && dw_bias) rc = value_as(s, d->in[2], &dwbias, &dbsl);
+  if (rc == DLP_OK && (zsl = slot_alloc(s, pdst)) < 0) rc = dn_nomem(s);
+  if (rc != DLP_OK) {
+    dnnl_primitive_desc_destroy(pd);
+    return rc;
+  }
+  bind(s, d->out, zsl);
+  s->fused[m] = true;
+  s->n_fused_dw++;
+  uses_done(s, d);
+  dn_arg args[6] = {{DNNL_ARG_SRC, xsl}, {DNNL_ARG_DST, zsl},
+                    {DNNL_ARG_WEIGHTS, wsl},
+                    {DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS, dwsl}};
+  int na = 4;
+  if (has_bias) args[na++] = (dn_arg){DNNL_ARG_BIAS, bsl};
+  if (dw_bias)
+    args[na++] = (dn_arg){DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS, dbsl};
+  return emit_prim(s, pd, "convolution + depthwise", na, args);
+}
+
+static int plan_conv(dn_state *s, int i) {
+  const nn_node *n = &s->g->nodes[i];
+  const nn_conv2d_attr *a = &n->attr.conv;
+  int x = n->in[0];
+  nn_shape xs = vshape(s, x), ws = vshape(s, n->in[1]);
+  nn_shape ys = vshape(s, n->out);
+  if (xs.ndim != 4 || ws.ndim != 4 || ys.ndim != 4 || a->groups < 1)
+    return DLP_ERR_UNSUPPORTED;
+  dn_elt own[2];
+  int n_own = act_elts(a->act, a->alpha, own);
+  if (n_own < 0) return DLP_ERR_UNSUPPORTED;
+  /* the weights as stored: oihw, goihw when grouped */
+  int64_t G = a->groups;
+  dnnl_dims_t wd = {G, ws.dims[0] / G, ws.dims[1], ws.dims[2], ws.dims[3]};
+  dnnl_memory_desc_t wuser, bias;
+  if (G > 1)
+    dnnl_memory_desc_init_by_tag(&wuser, 5, wd, dnnl_f32, dnnl_goihw);
+  else
+    md_tag(&wuser, 4, ws.dims, dnnl_f32, dnnl_oihw);
+  bool has_bias = n->n_in > 2;
+  if (has_bias) md_plain(&bias, vshape(s, n->in[2]), dnnl_f32);
+  bool blocked = conv_blocked();
+  int m = blocked ? dw_partner(s, i) : -1;
+  if (m >= 0) {
+    int rc = plan_conv_dw(s, i, m);
+    if (rc != DLP_ERR_UNSUPPORTED) return rc;
+  }
+  dn_fuse f;
+  find_fusion(s, i, &f);
+  dnnl_primitive_desc_t pd = NULL;
+  if (blocked) {
+    dn_fuse fb = f;
+    pd = conv_pd(s, n, own, n_own, &fb, true);
+    if (pd && pd_is_ref(pd)) {
+      dnnl_primitive_desc_destroy(pd);
+      pd = NULL;
+    }
+    if (pd) f = fb;
+  }
+  if (!pd) pd = conv_pd(s, n, own, n_own, &f, false);
+  if (!pd) return DLP_ERR_UNSUPPORTED;
   const dnnl_memory_desc_t *psrc =
       dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
   const dnnl_memory_desc_t *pw =
@@ -1152,12 +1366,12 @@ static bool conv_3x3_s1(const dn_state *s, const nn_node *n) {
 }
 
 /* Winograd F(4x4, 3x3) (oneDNN's jit_wino_4x3, avx512_core, fp32) runs the
- * 3x3 stride-1 convolutions of VGG 2-3x faster than direct brgconv here, at
- * ~3e-6 relative error on the whole network. It works in nChw16c while
- * brgconv prefers nhwc, so in a network that mixes it with other convs
- * (Inception, ResNet) the layout changes cost more than it saves (measured:
- * 39 reorders and mixed-layout concats in InceptionV3). Hence all or none:
- * only a graph whose every convolution is 3x3 stride-1 uses it. */
+ * 3x3 stride-1 convolutions of VGG 2-3x faster than direct convolution
+ * here, at ~3e-6 relative error on the whole network. A graph whose every
+ * convolution is 3x3 stride-1 asks for it by name; in other graphs
+ * oneDNN's `auto` algorithm picks it for the convolutions it suits, which
+ * it does since their activations are blocked (conv_blocked: ResNet50 and
+ * InceptionV3 gain most of their 26-27% there). */
 static bool wino_graph(const dn_state *s) {
   if (s->bf16) return false;
   int n_conv = 0;
@@ -1403,6 +1617,11 @@ static int dnnl_run(dlp_err *e, void *state, const float *const *inputs,
 static size_t dnnl_arena_bytes(const void *state) {
   const dn_state *s = state;
   return s ? s->arena_size + s->scratch_size + s->owned_bytes : 0;
+}
+
+int nn_dnnl_fused_dw_count(const void *state) {
+  const dn_state *s = state;
+  return s ? s->n_fused_dw : 0;
 }
 
 const nn_backend_ops nn_backend_dnnl = {"dnnl", dnnl_plan, dnnl_run,

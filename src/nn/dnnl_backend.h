@@ -26,4 +26,9 @@ int nn_dnnl_ref_node(dlp_err *e, const nn_node *n, const nn_tensor *const *ins,
  * nothing). Used by the inference plans and the trainer. */
 int nn_dnnl_threads_set(int n);
 
+/* How many 1x1 convolutions of a plan (a state from nn_backend_dnnl's or
+ * nn_backend_dnnl_bf16's plan) compute the depthwise convolution that reads
+ * them in the same primitive (MobileNetV2's expand + depthwise pairs). */
+int nn_dnnl_fused_dw_count(const void *state);
+
 #endif /* DLP_NN_DNNL_BACKEND_H */

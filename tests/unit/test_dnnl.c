@@ -6,6 +6,8 @@
 #include "test.h"
 #include "zoo.h"
 
+#include <dnnl.h>
+
 #include <stdint.h>
 
 static dlp_rng rng;
@@ -58,6 +60,9 @@ static int binary(nn_graph *g, nn_op op, const char *name, int a, int b) {
   return nn_graph_add_node(g, op, name, (int[]){a, b}, 2, NULL);
 }
 
+/* nn_dnnl_fused_dw_count of the last plan run_both made. */
+static int last_fused_dw;
+
 /* Max over outputs of max|dnnl - ref| / max|ref|. */
 static double run_both(nn_graph *g, int64_t batch, const nn_backend_ops *fast,
                        int threads, bool *ok) {
@@ -106,6 +111,7 @@ static double run_both(nn_graph *g, int64_t batch, const nn_backend_ops *fast,
     if (!(rel <= worst)) worst = rel;
   }
   *ok = fast->arena_bytes(st) > 0;
+  last_fused_dw = nn_dnnl_fused_dw_count(st);
 done:
   for (int k = 0; k < 4; k++) {
     free(in[k]);
@@ -204,6 +210,110 @@ TEST(depthwise_with_multiplier_and_pointwise) {
   nn_graph_mark_output(g, y);
   check_graph(g, "depthwise", TOL);
   nn_graph_free(g);
+}
+
+/* MobileNetV2's inverted residual: 1x1 expand (relu6) -> 3x3 depthwise
+ * (relu6) -> 1x1 project (+ shortcut when the shape allows), on a side x
+ * side input; pads are (top/left, bottom/right) of the depthwise conv. */
+static int inverted_residual(nn_graph *g, int x, int64_t cin, int64_t cexp,
+                             int side, int stride, int pad_lo, int pad_hi,
+                             bool dw_act, const char *tag) {
+  char nm[64];
+  nn_conv2d_attr ca;
+  nn_conv2d_attr_init(&ca);
+  ca.act = NN_ACT_RELU6;
+  snprintf(nm, sizeof nm, "%s_expand", tag);
+  int y = conv(g, nm, x, cin, cexp, 1, 1, &ca);
+  nn_conv2d_attr_init(&ca);
+  ca.groups = (int)cexp;
+  ca.stride[0] = ca.stride[1] = stride;
+  ca.pads[0] = ca.pads[1] = pad_lo;
+  ca.pads[2] = ca.pads[3] = pad_hi;
+  ca.act = dw_act ? NN_ACT_RELU6 : NN_ACT_NONE;
+  snprintf(nm, sizeof nm, "%s_dw", tag);
+  y = conv(g, nm, y, cexp, cexp, 3, 3, &ca);
+  nn_conv2d_attr_init(&ca);
+  snprintf(nm, sizeof nm, "%s_project", tag);
+  y = conv(g, nm, y, cexp, cin, 1, 1, &ca);
+  (void)side;
+  if (stride == 1) {
+    snprintf(nm, sizeof nm, "%s_add", tag);
+    y = binary(g, NN_OP_ADD, nm, y, x);
+  }
+  return y;
+}
+
+TEST(expand_and_depthwise_fused_in_one_primitive) {
+  /* MobileNetV2's pairs as they come at 224x224 (Keras' pads (0, 1) and
+   * PyTorch's (1, 1) at stride 2, stride 1, 24 channels that are not a
+   * multiple of 16, a depthwise conv without activation) at batch 7: each
+   * matches the reference in fp32 and bf16. On avx512_core oneDNN 2.6 has a
+   * jit kernel for these pairs (jit_1x1 with the depthwise conv as a
+   * post-op), so each pair is one primitive there; on smaller maps or
+   * batches it offers only its reference two-step one, and dlp plans them
+   * apart (expand_pairs_on_small_maps_planned_apart). */
+  static const struct {
+    int64_t cin, cexp;
+    int side, stride, lo, hi;
+    bool act;
+  } cases[] = {
+      {16, 96, 112, 2, 0, 1, true}, {24, 144, 56, 2, 1, 1, true},
+      {24, 144, 56, 1, 1, 1, true}, {32, 192, 28, 1, 1, 1, false},
+      {16, 96, 48, 2, 0, 1, true},
+  };
+  /* oneDNN's ISA values are cumulative bit masks */
+  bool avx512 = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) ==
+                dnnl_cpu_isa_avx512_core;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    nn_graph *g = NULL;
+    nn_graph_new(NULL, &g);
+    int x = input4(g, "x", cases[c].cin, cases[c].side, cases[c].side);
+    int y = inverted_residual(g, x, cases[c].cin, cases[c].cexp,
+                              cases[c].side, cases[c].stride, cases[c].lo,
+                              cases[c].hi, cases[c].act, "b");
+    nn_graph_mark_output(g, y);
+    char what[64];
+    snprintf(what, sizeof what, "expand+dw case %zu", c);
+    check_graph(g, what, TOL);
+    if (avx512 && last_fused_dw != 1)
+      fprintf(stderr, "%s: %d fused pairs, expected 1\n", what, last_fused_dw);
+    if (avx512) CHECK_EQ_INT(last_fused_dw, 1);
+    bool ok;
+    double rel = run_both(g, 3, &nn_backend_dnnl_bf16, 2, &ok);
+    if (ok) {
+      if (!(rel <= 1e-2)) fprintf(stderr, "%s bf16: %.3g\n", what, rel);
+      CHECK(rel <= 1e-2);
+    }
+    nn_graph_free(g);
+  }
+}
+
+TEST(expand_pairs_on_small_maps_planned_apart) {
+  /* The expanded tensor is also a graph output, or read by a second node,
+   * or the depthwise kernel is 5x5, or the map is small (8x8, where oneDNN
+   * has only its reference fused kernel): planned apart, same results. The
+   * first three at 56x56, where the pair alone would be fused. */
+  for (int c = 0; c < 4; c++) {
+    nn_graph *g = NULL;
+    nn_graph_new(NULL, &g);
+    int side = c == 3 ? 8 : 56;
+    int x = input4(g, "x", 16, side, side);
+    nn_conv2d_attr ca;
+    nn_conv2d_attr_init(&ca);
+    ca.act = NN_ACT_RELU6;
+    int e = conv(g, "expand", x, 16, 96, 1, 1, &ca);
+    nn_conv2d_attr_init(&ca);
+    ca.groups = 96;
+    int k = c == 2 ? 5 : 3;
+    ca.pads[0] = ca.pads[1] = ca.pads[2] = ca.pads[3] = k / 2;
+    int y = conv(g, "dw", e, 96, 96, k, k, &ca);
+    if (c == 0) nn_graph_mark_output(g, e);
+    if (c == 1) y = binary(g, NN_OP_ADD, "add", y, e);
+    nn_graph_mark_output(g, y);
+    check_graph(g, "expand pair planned apart", TOL);
+    CHECK_EQ_INT(last_fused_dw, 0);
+    nn_graph_free(g);
+  }
 }
 
 /* One pooling node of each flavour on an odd-sized blocked input. */
@@ -702,6 +812,8 @@ int main(void) {
   RUN(conv_padding_stride_dilation_groups_and_fused_acts);
   RUN(conv_3x3_same_chain_keeps_blocked_layout);
   RUN(depthwise_with_multiplier_and_pointwise);
+  RUN(expand_and_depthwise_fused_in_one_primitive);
+  RUN(expand_pairs_on_small_maps_planned_apart);
   RUN(pooling_padding_modes_and_ceil_mode);
   RUN(global_pool_flatten_dense_softmax);
   RUN(concat_of_blocked_and_plain_inputs);
