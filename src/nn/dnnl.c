@@ -57,6 +57,8 @@ typedef struct dn_state {
   int threads;
   bool bf16;
   bool wino; /* Winograd for the 3x3 stride-1 convolutions (see wino_graph) */
+  bool blocked; /* conv activations in nChw16c (see env_on at setup) */
+  bool fuse_dw; /* 1x1 + depthwise pairs in one primitive (see dw_partner) */
   dnnl_data_type_t act_dt; /* data type of conv/dense activations */
   dnnl_engine_t eng;
   dnnl_stream_t strm;
@@ -575,6 +577,21 @@ static bool pd_is_ref(const_dnnl_primitive_desc_t pd) {
          impl && strncmp(impl, "ref", 3) == 0;
 }
 
+/* The logical dims of conv weights ws with G groups: oihw, or goihw (G,
+ * O/G, I, kh, kw) when grouped, as oneDNN takes them. Returns their count. */
+static int conv_wdims(nn_shape ws, int64_t G, dnnl_dims_t wd) {
+  if (G == 1) {
+    for (int k = 0; k < 4; k++)
+      wd[k] = ws.dims[k];
+    return 4;
+  }
+  wd[0] = G;
+  wd[1] = ws.dims[0] / G;
+  for (int k = 1; k < 4; k++)
+    wd[k + 1] = ws.dims[k];
+  return 5;
+}
+
 /* Convolution n's primitive descriptor, with the fused ops of f (the add is
  * dropped, f->add_node = -1, when oneDNN refuses it), its activations in
  * nChw16c when `blocked`, else in the layout oneDNN prefers. NULL when
@@ -585,7 +602,6 @@ static dnnl_primitive_desc_t conv_pd(dn_state *s, const nn_node *n,
   const nn_conv2d_attr *a = &n->attr.conv;
   nn_shape xs = vshape(s, n->in[0]), ws = vshape(s, n->in[1]);
   nn_shape ys = vshape(s, n->out);
-  int64_t G = a->groups, O = ws.dims[0];
   dnnl_memory_desc_t src, wt, bias, dst;
   /* a first layer's few channels stay plain: the kernels read them so */
   md_tag(&src, 4, xs.dims, s->act_dt,
@@ -593,24 +609,14 @@ static dnnl_primitive_desc_t conv_pd(dn_state *s, const nn_node *n,
   md_tag(&dst, 4, ys.dims, s->act_dt,
          blocked ? dnnl_aBcd16b : dnnl_format_tag_any);
   dnnl_dims_t wd;
-  int wnd = G > 1 ? 5 : 4;
-  if (G > 1) {
-    wd[0] = G;
-    wd[1] = O / G;
-    for (int k = 1; k < 4; k++)
-      wd[k + 1] = ws.dims[k];
-  } else {
-    for (int k = 0; k < 4; k++)
-      wd[k] = ws.dims[k];
-  }
-  md_any(&wt, wnd, wd, s->act_dt);
+  md_any(&wt, conv_wdims(ws, a->groups, wd), wd, s->act_dt);
   bool has_bias = n->n_in > 2;
   if (has_bias) md_plain(&bias, vshape(s, n->in[2]), dnnl_f32);
   dnnl_dims_t strides = {a->stride[0], a->stride[1]};
   dnnl_dims_t dil = {a->dilation[0] - 1, a->dilation[1] - 1};
   dnnl_dims_t pl = {a->pads[0], a->pads[1]};
   dnnl_dims_t pr = {a->pads[2], a->pads[3]};
-  bool wino = s->wino && G == 1;
+  bool wino = s->wino && a->groups == 1;
   dnnl_convolution_desc_t cd, cd_auto;
   if (dnnl_dilated_convolution_forward_desc_init(
           &cd_auto, dnnl_forward_inference, dnnl_convolution_auto, &src, &wt,
@@ -652,11 +658,8 @@ static dnnl_primitive_desc_t conv_pd(dn_state *s, const nn_node *n,
  * (one layout: an image's features do not depend on the batch it came in,
  * except through Winograd's batch-dependent tiling, ~1e-6), unless that
  * leaves a shape only oneDNN's reference kernel takes (odd grouped convs),
- * where `any` is used. DLP_DNNL_BLOCKED=0 turns it off (for A/B runs). */
-static bool conv_blocked(void) {
-  const char *env = getenv("DLP_DNNL_BLOCKED");
-  return !(env && !strcmp(env, "0"));
-}
+ * where `any` is used. DLP_DNNL_BLOCKED=0 turns it off (for A/B runs):
+ * s->blocked. */
 
 /* A depthwise 3x3 conv (stride 1 or 2, multiplier 1) that is the only reader
  * of a 1x1 stride-1 conv's output: MobileNetV2's expand + depthwise pair.
@@ -664,14 +667,12 @@ static bool conv_blocked(void) {
  * post-op), so the expanded tensor, the network's largest, never goes to
  * memory: MobileNetV2 +6% at batch 16 on 2 threads (bench/RESULTS.md).
  * Returns the depthwise node, -1 when the pattern does not hold.
- * DLP_DNNL_FUSE_DW=0 turns it off (for A/B runs). */
+ * DLP_DNNL_FUSE_DW=0 turns it off (for A/B runs): s->fuse_dw. */
 static int dw_partner(const dn_state *s, int i) {
   const nn_graph *g = s->g;
   const nn_node *n = &g->nodes[i];
   const nn_conv2d_attr *a = &n->attr.conv;
-  const char *env = getenv("DLP_DNNL_FUSE_DW");
-  if (env && !strcmp(env, "0")) return -1;
-  if (s->wino || a->groups != 1 || a->stride[0] != 1 || a->stride[1] != 1)
+  if (!s->fuse_dw || s->wino || a->groups != 1 || a->stride[0] != 1 || a->stride[1] != 1)
     return -1;
   for (int k = 0; k < 4; k++)
     if (a->pads[k]) return -1;
@@ -766,10 +767,10 @@ static int plan_conv_dw(dn_state *s, int i, int m) {
     dnnl_primitive_desc_destroy(pd);
     return DLP_ERR_UNSUPPORTED;
   }
-  int64_t C = ys.dims[1];
-  dnnl_dims_t dwd = {C, 1, 1, 3, 3};
+  dnnl_dims_t dwd;
   dnnl_memory_desc_t dwuser, dwbias;
-  dnnl_memory_desc_init_by_tag(&dwuser, 5, dwd, dnnl_f32, dnnl_goihw);
+  md_tag(&dwuser, conv_wdims(vshape(s, d->in[1]), ys.dims[1], dwd), dwd,
+         dnnl_f32, dnnl_goihw);
   if (dw_bias) md_plain(&dwbias, vshape(s, d->in[2]), dnnl_f32);
   int xsl = -1, wsl = -1, bsl = -1, dwsl = -1, dbsl = -1, zsl = -1;
   int rc = value_as(s, n->in[0],
@@ -812,18 +813,14 @@ static int plan_conv(dn_state *s, int i) {
   dn_elt own[2];
   int n_own = act_elts(a->act, a->alpha, own);
   if (n_own < 0) return DLP_ERR_UNSUPPORTED;
-  /* the weights as stored: oihw, goihw when grouped */
-  int64_t G = a->groups;
-  dnnl_dims_t wd = {G, ws.dims[0] / G, ws.dims[1], ws.dims[2], ws.dims[3]};
+  /* the weights as stored */
+  dnnl_dims_t wd;
+  int wnd = conv_wdims(ws, a->groups, wd);
   dnnl_memory_desc_t wuser, bias;
-  if (G > 1)
-    dnnl_memory_desc_init_by_tag(&wuser, 5, wd, dnnl_f32, dnnl_goihw);
-  else
-    md_tag(&wuser, 4, ws.dims, dnnl_f32, dnnl_oihw);
+  md_tag(&wuser, wnd, wd, dnnl_f32, wnd == 5 ? dnnl_goihw : dnnl_oihw);
   bool has_bias = n->n_in > 2;
   if (has_bias) md_plain(&bias, vshape(s, n->in[2]), dnnl_f32);
-  bool blocked = conv_blocked();
-  int m = blocked ? dw_partner(s, i) : -1;
+  int m = s->blocked ? dw_partner(s, i) : -1;
   if (m >= 0) {
     int rc = plan_conv_dw(s, i, m);
     if (rc != DLP_ERR_UNSUPPORTED) return rc;
@@ -831,7 +828,7 @@ static int plan_conv(dn_state *s, int i) {
   dn_fuse f;
   find_fusion(s, i, &f);
   dnnl_primitive_desc_t pd = NULL;
-  if (blocked) {
+  if (s->blocked) {
     dn_fuse fb = f;
     pd = conv_pd(s, n, own, n_own, &fb, true);
     if (pd && pd_is_ref(pd)) {
@@ -1370,8 +1367,14 @@ static bool conv_3x3_s1(const dn_state *s, const nn_node *n) {
  * here, at ~3e-6 relative error on the whole network. A graph whose every
  * convolution is 3x3 stride-1 asks for it by name; in other graphs
  * oneDNN's `auto` algorithm picks it for the convolutions it suits, which
- * it does since their activations are blocked (conv_blocked: ResNet50 and
+ * it does since their activations are blocked (s->blocked: ResNet50 and
  * InceptionV3 gain most of their 26-27% there). */
+/* False when the environment sets var to 0 (A/B switches). */
+static bool env_on(const char *var) {
+  const char *v = getenv(var);
+  return !(v && !strcmp(v, "0"));
+}
+
 static bool wino_graph(const dn_state *s) {
   if (s->bf16) return false;
   int n_conv = 0;
@@ -1409,6 +1412,8 @@ static int setup(dn_state *s) {
   for (int k = 0; k < g->n_outputs; k++)
     s->last_use[g->outputs[k]] = DN_KEEP;
   s->wino = wino_graph(s);
+  s->blocked = env_on("DLP_DNNL_BLOCKED");
+  s->fuse_dw = env_on("DLP_DNNL_FUSE_DW");
   dnnl_status_t st = dnnl_engine_create(&s->eng, dnnl_cpu, 0);
   if (st == dnnl_success)
     st = dnnl_stream_create(&s->strm, s->eng, dnnl_stream_default_flags);
